@@ -1,0 +1,1 @@
+"""Code shared by every TheSet cloud function and the sync worker."""
