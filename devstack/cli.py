@@ -31,8 +31,8 @@ LOCAL_DIR = PROJECT_ROOT / ".local"
 DB_PORT = int(os.environ.get("THESET_DB_PORT", "54322"))
 FUNCTIONS_PORT = int(os.environ.get("THESET_FUNCTIONS_PORT", "54330"))
 # Local-only secrets, public on purpose (the Supabase CLI does the same).
-LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
-LOCAL_INTERNAL_SECRET = "local-internal-secret-not-for-production"
+LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"  # noqa: S105
+LOCAL_INTERNAL_SECRET = "local-internal-secret-not-for-production"  # noqa: S105
 LOCAL_SUPABASE_URL = "http://127.0.0.1:54321"
 
 DEV_SETTINGS = {"max_connections": "200", "log_min_messages": "warning"}
@@ -50,7 +50,7 @@ def cluster_root() -> Path:
     if reachable.returncode == 0:
         return preferred
     digest = sha256(str(PROJECT_ROOT).encode()).hexdigest()[:12]
-    return Path("/var/tmp") / f"theset-{digest}"
+    return Path("/var/tmp") / f"theset-{digest}"  # noqa: S108 - owned by postgres, per project
 
 
 def dev_cluster() -> Cluster:

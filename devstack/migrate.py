@@ -80,7 +80,9 @@ def apply_migrations(url: str, directory: Path = MIGRATIONS_DIR) -> list[Migrati
 
 def latest_version(url: str) -> str | None:
     with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute("select max(version) from supabase_migrations.schema_migrations").fetchone()
+        row = conn.execute(
+            "select max(version) from supabase_migrations.schema_migrations"
+        ).fetchone()
         return None if row is None else row[0]
 
 

@@ -36,7 +36,9 @@ def _not_found(environ: WSGIEnvironment, start_response: StartResponse) -> Itera
 
 def build_app(directory: Path = FUNCTIONS_DIR) -> WSGIApplication:
     mounts: dict[str, WSGIApplication] = {
-        f"/{name}": functions_framework.create_app(name, str(directory / name / "main.py"))
+        f"/{name}": functions_framework.create_app(  # type: ignore[no-untyped-call]
+            name, str(directory / name / "main.py")
+        )
         for name in function_names(directory)
     }
     return DispatcherMiddleware(_not_found, mounts)

@@ -41,7 +41,12 @@ class ApiError(Exception):
     code = "bad_request"
 
     def __init__(
-        self, message: str, *, code: str | None = None, details: Any = None, status: int | None = None
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: Any = None,
+        status: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -91,7 +96,9 @@ def json_response(payload: Any, status: int = 200) -> flask.Response:
     return response
 
 
-def endpoint(methods: Iterable[str]) -> Callable[[Handler], Callable[[flask.Request], flask.Response]]:
+def endpoint(
+    methods: Iterable[str],
+) -> Callable[[Handler], Callable[[flask.Request], flask.Response]]:
     """Wrap a function's handler: method check, CORS preflight, JSON answers and errors."""
     allowed = frozenset(m.upper() for m in methods)
 
