@@ -49,6 +49,7 @@ TABLES: dict[str, Rule] = {
     "sync_state": Rule(Access.BACKEND_ONLY, probe_column="last_error"),
     "sync_dead_letters": Rule(Access.BACKEND_ONLY, probe_column="failed_at"),
     "api_calls": Rule(Access.BACKEND_ONLY, probe_column="called_at"),
+    "sync_pending_jobs": Rule(Access.BACKEND_ONLY, probe_column="enqueued_at"),
 }
 
 
@@ -88,6 +89,7 @@ def populate(db: Connection) -> World:
                [rows.artist_id])
     db.execute("insert into public.sync_dead_letters (msg_id, job_kind, message, attempts,"
                " last_error) values (1, 'artist_details', '{}', 5, 'HTTP 500')")
+    db.execute("select public.enqueue_sync_job('artist_shows', %s)", [rows.artist_id])
     db.execute("insert into public.api_calls (provider, endpoint, method, status_code,"
                " latency_ms, attempt, outcome) values ('spotify', '/artists/{id}', 'GET', 200,"
                " 12, 1, 'ok')")
