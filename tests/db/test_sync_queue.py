@@ -24,7 +24,9 @@ def test_enqueueing_a_pending_job_again_yields_one_message(db: Connection) -> No
     assert messages[0]["message"]["entity_id"] == str(entity)
 
 
-def test_concurrent_enqueues_of_one_job_yield_one_message(database_url: str, db: Connection) -> None:
+def test_concurrent_enqueues_of_one_job_yield_one_message(
+    database_url: str, db: Connection
+) -> None:
     entity = uuid.uuid4()
 
     def enqueue(_: int) -> int | None:
