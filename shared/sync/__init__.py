@@ -1,0 +1,1 @@
+"""The sync engine: one pgmq queue, idempotent ingest RPCs, TTL freshness."""
