@@ -26,6 +26,7 @@ from devstack.migrate import (
     latest_version,
 )
 from devstack.server import function_names
+from devstack.tokens import mint_local_token
 
 LOCAL_DIR = PROJECT_ROOT / ".local"
 DB_PORT = int(os.environ.get("THESET_DB_PORT", "54322"))
@@ -34,6 +35,9 @@ FUNCTIONS_PORT = int(os.environ.get("THESET_FUNCTIONS_PORT", "54330"))
 LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"  # noqa: S105
 LOCAL_INTERNAL_SECRET = "local-internal-secret-not-for-production"  # noqa: S105
 LOCAL_SUPABASE_URL = "http://127.0.0.1:54321"
+# The first demo user of supabase/seed.sql.
+DEMO_USER_ID = "00000000-0000-4000-8000-000000000001"
+DEMO_USER_EMAIL = "fan.one@example.com"
 
 DEV_SETTINGS = {"max_connections": "200", "log_min_messages": "warning"}
 
@@ -147,6 +151,12 @@ def up() -> None:
     print(f"database   {url}")
     for name in function_names():
         print(f"function   {functions_url(name)}")
+    token = mint_local_token(
+        DEMO_USER_ID, email=DEMO_USER_EMAIL, expires_in=24 * 3600,
+        secret=env["SUPABASE_JWT_SECRET"], issuer=f"{env['SUPABASE_URL']}/auth/v1",
+    )
+    print(f"\ndemo user {DEMO_USER_EMAIL} ({DEMO_USER_ID}), access token valid 24 h:")
+    print(f"export THESET_TOKEN={token}")
     print("stop with:  ./dev stop")
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import functions_framework
-from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from devstack.migrate import PROJECT_ROOT
 
@@ -36,10 +35,23 @@ def _not_found(environ: WSGIEnvironment, start_response: StartResponse) -> Itera
 
 def build_app(directory: Path = FUNCTIONS_DIR) -> WSGIApplication:
     mounts: dict[str, WSGIApplication] = {
-        f"/{name}": functions_framework.create_app(  # type: ignore[no-untyped-call]
+        name: functions_framework.create_app(  # type: ignore[no-untyped-call]
             name, str(directory / name / "main.py")
         )
         for name in function_names(directory)
     }
-    return DispatcherMiddleware(_not_found, mounts)
+
+    def dispatch(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        # ``/<name>`` and ``/<name>/...`` reach the function with its own path
+        # (at least "/"), as a deployed function sees it.
+        _, _, rest = environ.get("PATH_INFO", "").partition("/")
+        name, slash, path = rest.partition("/")
+        app = mounts.get(name)
+        if app is None:
+            return _not_found(environ, start_response)
+        environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + "/" + name
+        environ["PATH_INFO"] = slash + path or "/"
+        return app(environ, start_response)
+
+    return dispatch
 

@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     # Connections per process; cloud functions run one request at a time per
     # instance, the local server and the worker run a few threads.
     database_pool_max_size: int = Field(default=10, ge=1)
+    # How long a request waits for a connection before answering 503.
+    database_pool_timeout_seconds: float = Field(default=10.0, gt=0)
 
     supabase_url: str = "http://127.0.0.1:54321"
     supabase_jwt_secret: SecretStr | None = None

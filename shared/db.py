@@ -46,7 +46,7 @@ def get_pool() -> ConnectionPool[Connection]:
                 min_size=1,
                 max_size=settings.database_pool_max_size,
                 open=True,
-                timeout=10,
+                timeout=settings.database_pool_timeout_seconds,
                 name="theset",
             )
         return _pool
