@@ -1,0 +1,97 @@
+"""Request-rate limits shared by every process of a deployment.
+
+A limiter hands out *slots*: before each HTTP attempt the client reserves the
+next free slot for its provider and sleeps until it. Slots are spaced
+``1 / requests_per_second`` apart ("next free time", the GCRA without burst),
+so the sources never see more than the configured rate whatever the number of
+workers and function instances.
+
+The production limiter keeps the slot clock in Postgres
+(``public.reserve_rate_slot``): Supabase is the one thing every function
+instance and worker shares, and a row lock makes the reservation atomic. The
+same row remembers a daily-quota pause (``public.pause_rate_limited_source``),
+so once Ticketmaster says the quota is gone, no process calls it again before
+the reset.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from shared import db
+from shared.sources.errors import Provider
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Outcome of a slot reservation.
+
+    ``wait_seconds`` is how long to sleep before sending; when ``paused_until``
+    is set no slot was reserved and no call may be made before that time.
+    """
+
+    wait_seconds: float
+    paused_until: datetime | None = None
+
+
+class RateLimiter(Protocol):
+    def reserve(self, provider: Provider, requests_per_second: float) -> Reservation:
+        """Reserve the provider's next request slot."""
+        ...
+
+    def pause_until(self, provider: Provider, until: datetime) -> None:
+        """Stop every call to ``provider`` until ``until`` (daily quota exhausted)."""
+        ...
+
+
+class DatabaseRateLimiter:
+    """Limiter shared by every process connected to the same database (the default)."""
+
+    def reserve(self, provider: Provider, requests_per_second: float) -> Reservation:
+        with db.transaction() as conn:
+            row = conn.execute(
+                "select wait_seconds, paused_until from public.reserve_rate_slot(%s, %s)",
+                [provider, requests_per_second],
+            ).fetchone()
+        if row is None:  # the function always returns one row
+            raise RuntimeError("reserve_rate_slot returned no row")
+        return Reservation(
+            wait_seconds=float(row["wait_seconds"]), paused_until=row["paused_until"]
+        )
+
+    def pause_until(self, provider: Provider, until: datetime) -> None:
+        with db.transaction() as conn:
+            conn.execute("select public.pause_rate_limited_source(%s, %s)", [provider, until])
+
+
+class InMemoryRateLimiter:
+    """The same slot arithmetic within one process (unit tests, scripts without a database)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._next_slot: dict[Provider, float] = {}
+        self._paused_until: dict[Provider, datetime] = {}
+
+    def reserve(self, provider: Provider, requests_per_second: float) -> Reservation:
+        if requests_per_second <= 0:
+            raise ValueError("requests_per_second must be positive")
+        with self._lock:
+            now = self._clock()
+            paused_until = self._paused_until.get(provider)
+            if paused_until is not None and paused_until.timestamp() > now:
+                return Reservation(wait_seconds=0.0, paused_until=paused_until)
+            slot = max(self._next_slot.get(provider, now), now)
+            self._next_slot[provider] = slot + 1.0 / requests_per_second
+            return Reservation(wait_seconds=slot - now)
+
+    def pause_until(self, provider: Provider, until: datetime) -> None:
+        with self._lock:
+            current = self._paused_until.get(provider)
+            if current is None or until > current:
+                self._paused_until[provider] = until.astimezone(UTC)

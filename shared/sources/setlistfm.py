@@ -1,0 +1,177 @@
+"""setlist.fm API 1.0 client.
+
+Auth is the ``x-api-key`` header, and ``Accept: application/json`` is required
+(the API answers XML by default). A search that matches nothing is an HTTP
+404: the search methods turn it into an empty result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import date
+from typing import Literal, TypeVar
+
+from pydantic import SecretStr
+
+from shared.config import Settings, get_settings
+from shared.sources.calllog import ApiCallLog, CallObserver
+from shared.sources.errors import ConfigurationError, NotFound
+from shared.sources.http import Clock, ModelT, RetryPolicy, Sleep, SourceHttp, build_http_client
+from shared.sources.ratelimit import DatabaseRateLimiter, RateLimiter
+from shared.sources.setlistfm_models import Artist, ArtistsPage, Setlist, SetlistsPage
+
+# The gateway's 429 carries no Retry-After; two seconds is what works.
+SETLISTFM_RETRY = RetryPolicy(rate_limited_wait_seconds=2.0)
+
+PageT = TypeVar("PageT", ArtistsPage, SetlistsPage)
+
+
+def format_setlistfm_date(day: date) -> str:
+    """setlist.fm dates are ``dd-MM-yyyy``."""
+    return day.strftime("%d-%m-%Y")
+
+
+class SetlistFmClient:
+    """Synchronous client; one instance per process reuses its connections."""
+
+    def __init__(
+        self,
+        *,
+        api_key: SecretStr,
+        base_url: str,
+        requests_per_second: float,
+        timeout_seconds: float,
+        limiter: RateLimiter,
+        observer: CallObserver,
+        sleep: Sleep = time.sleep,
+        clock: Clock = time.time,
+        retry: RetryPolicy = SETLISTFM_RETRY,
+    ) -> None:
+        key = api_key.get_secret_value()
+        if not key:
+            raise ConfigurationError("setlistfm", "-", "SETLISTFM_API_KEY is empty")
+        self._headers = {"x-api-key": key, "Accept": "application/json", "Accept-Language": "en"}
+        self.http = SourceHttp(
+            provider="setlistfm",
+            base_url=base_url,
+            client=build_http_client(timeout_seconds),
+            requests_per_second=requests_per_second,
+            limiter=limiter,
+            observer=observer,
+            secrets=[key],
+            retry=retry,
+            sleep=sleep,
+            clock=clock,
+        )
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings | None = None,
+        *,
+        limiter: RateLimiter | None = None,
+        observer: CallObserver | None = None,
+        sleep: Sleep = time.sleep,
+    ) -> SetlistFmClient:
+        settings = settings or get_settings()
+        if settings.setlistfm_api_key is None:
+            raise ConfigurationError("setlistfm", "-", "SETLISTFM_API_KEY is not set")
+        return cls(
+            api_key=settings.setlistfm_api_key,
+            base_url=settings.setlistfm_base_url,
+            requests_per_second=settings.setlistfm_requests_per_second,
+            timeout_seconds=settings.http_timeout_seconds,
+            limiter=limiter or DatabaseRateLimiter(),
+            observer=observer or ApiCallLog(),
+            sleep=sleep,
+        )
+
+    def close(self) -> None:
+        self.http.client.close()
+
+    def __enter__(self) -> SetlistFmClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- endpoints ---------------------------------------------------------------------------
+
+    def search_artists(
+        self,
+        *,
+        mbid: str | None = None,
+        name: str | None = None,
+        sort: Literal["sortName", "relevance"] = "relevance",
+        max_pages: int = 1,
+    ) -> list[Artist]:
+        """Artists by MusicBrainz id or by name; no match is an empty list."""
+        if not mbid and not name:
+            raise ValueError("search_artists needs an mbid or a name")
+        params: dict[str, str | int] = {"sort": sort}
+        if mbid:
+            params["artistMbid"] = mbid
+        if name:
+            params["artistName"] = name
+        pages = self._pages("/search/artists", ArtistsPage, params, max_pages)
+        return [artist for page in pages for artist in page.artist]
+
+    def artist_setlists(self, mbid: str, *, max_pages: int = 1) -> list[Setlist]:
+        """An artist's setlists, newest first, up to ``max_pages`` pages of 20."""
+        pages = self._pages(
+            "/artist/{mbid}/setlists", SetlistsPage, {}, max_pages, path={"mbid": mbid}
+        )
+        return [setlist for page in pages for setlist in page.setlist]
+
+    def search_setlists(self, *, artist_mbid: str, day: date, max_pages: int = 5) -> list[Setlist]:
+        """The artist's setlists of one day (usually one; festivals and residencies more)."""
+        pages = self._pages(
+            "/search/setlists",
+            SetlistsPage,
+            {"artistMbid": artist_mbid, "date": format_setlistfm_date(day)},
+            max_pages,
+        )
+        return [setlist for page in pages for setlist in page.setlist]
+
+    def get_setlist(self, setlist_id: str) -> Setlist:
+        return self._get("/setlist/{id}", Setlist, path={"id": setlist_id})
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _pages(
+        self,
+        endpoint: str,
+        model: type[PageT],
+        params: Mapping[str, str | int],
+        max_pages: int,
+        *,
+        path: Mapping[str, str] | None = None,
+    ) -> list[PageT]:
+        """Pages 1.. until ``total`` is covered or ``max_pages`` read; a 404 ends the list."""
+        if max_pages < 1:
+            raise ValueError("max_pages must be at least 1")
+        pages: list[PageT] = []
+        for number in range(1, max_pages + 1):
+            try:
+                page = self._get(endpoint, model, path=path, params={**params, "p": number})
+            except NotFound:
+                break
+            pages.append(page)
+            if number * page.items_per_page >= page.total or not _has_items(page):
+                break
+        return pages
+
+    def _get(
+        self,
+        endpoint: str,
+        model: type[ModelT],
+        *,
+        path: Mapping[str, str] | None = None,
+        params: Mapping[str, str | int] | None = None,
+    ) -> ModelT:
+        return self.http.get(endpoint, model, path=path, params=params, headers=self._headers)
+
+
+def _has_items(page: ArtistsPage | SetlistsPage) -> bool:
+    return bool(page.artist if isinstance(page, ArtistsPage) else page.setlist)
