@@ -52,6 +52,10 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
 
 REDACTED = "[REDACTED]"
+# Slots are spaced for 95% of a provider's limit: a request leaves a little
+# after its slot (scheduling, connection reuse), and two requests whose delays
+# differ must still not land closer together than the provider allows.
+RATE_HEADROOM = 0.95
 _MAX_ERROR_CHARS = 500
 
 Sleep = Callable[[float], None]
@@ -265,7 +269,7 @@ class SourceHttp:
         return result
 
     def _wait_for_slot(self, endpoint: str) -> None:
-        reservation = self.limiter.reserve(self.provider, self.requests_per_second)
+        reservation = self.limiter.reserve(self.provider, self.requests_per_second * RATE_HEADROOM)
         if reservation.paused_until is not None:
             raise QuotaExhausted(
                 self.provider,

@@ -1,0 +1,160 @@
+"""The default call observer against the real schema: api_calls rows and JSON log lines."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from pydantic import SecretStr
+from pytest_httpx import HTTPXMock
+
+from shared.sources.calllog import ApiCallLog
+from shared.sources.errors import QuotaExhausted
+from shared.sources.records import name_key
+from shared.sources.ticketmaster import TicketmasterClient
+from tests.sources.conftest import TM_BASE, TM_KEY, FakeClock, NoWaitLimiter, payload
+from tests.support.db import Connection
+
+ATTRACTION_URL = re.compile(re.escape(f"{TM_BASE}/attractions/K8vZ9171ob7.json") + r"\?.*")
+
+
+def client(clock: FakeClock) -> TicketmasterClient:
+    return TicketmasterClient(
+        api_key=SecretStr(TM_KEY),
+        base_url=TM_BASE,
+        requests_per_second=5,
+        timeout_seconds=10,
+        limiter=NoWaitLimiter(),
+        observer=ApiCallLog(),
+        sleep=clock.sleep,
+        clock=clock.time,
+    )
+
+
+def log_lines(output: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def test_every_attempt_is_a_row_and_a_json_log_line(
+    database_url: str,
+    db: Connection,
+    httpx_mock: HTTPXMock,
+    clock: FakeClock,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    httpx_mock.add_response(url=ATTRACTION_URL, status_code=503, text="upstream connect error")
+    httpx_mock.add_response(url=ATTRACTION_URL, json=payload("tm_attraction.json"))
+
+    with client(clock) as tm:
+        tm.get_attraction("K8vZ9171ob7")
+
+    rows = db.execute(
+        "select provider, endpoint, method, status_code, attempt, outcome, error, latency_ms"
+        " from public.api_calls order by id"
+    ).fetchall()
+    assert [
+        {k: r[k] for k in ("provider", "endpoint", "method", "status_code", "attempt", "outcome")}
+        for r in rows
+    ] == [
+        {
+            "provider": "ticketmaster",
+            "endpoint": "/attractions/{id}.json",
+            "method": "GET",
+            "status_code": 503,
+            "attempt": 1,
+            "outcome": "server_error",
+        },
+        {
+            "provider": "ticketmaster",
+            "endpoint": "/attractions/{id}.json",
+            "method": "GET",
+            "status_code": 200,
+            "attempt": 2,
+            "outcome": "ok",
+        },
+    ]
+    assert "upstream connect error" in rows[0]["error"]
+    assert rows[1]["error"] is None
+    lines = [
+        line for line in log_lines(capfd.readouterr().out) if line.get("event") == "source_call"
+    ]
+    assert [(line["outcome"], line["attempt"], line["level"]) for line in lines] == [
+        ("server_error", 1, "warning"),
+        ("ok", 2, "info"),
+    ]
+    assert all(line["endpoint"] == "/attractions/{id}.json" for line in lines)
+
+
+def test_the_ticketmaster_key_is_absent_from_rows_and_logs_after_a_quota_429(
+    database_url: str,
+    db: Connection,
+    httpx_mock: HTTPXMock,
+    clock: FakeClock,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    httpx_mock.add_response(
+        url=ATTRACTION_URL,
+        status_code=429,
+        json={
+            "fault": {
+                "faultstring": "Rate limit quota violation. Quota limit  exceeded. "
+                f"Identifier : {TM_KEY}",
+                "detail": {"errorcode": "policies.ratelimit.QuotaViolation"},
+            }
+        },
+    )
+
+    with client(clock) as tm, pytest.raises(QuotaExhausted) as raised:
+        tm.get_attraction("K8vZ9171ob7")
+
+    output = capfd.readouterr()
+    (row,) = db.execute("select * from public.api_calls").fetchall()
+    assert row["outcome"] == "quota_exhausted"
+    assert "Identifier : [REDACTED]" in row["error"]
+    everything = json.dumps(row, default=str) + output.out + output.err + str(raised.value)
+    assert TM_KEY not in everything
+
+
+def test_a_failing_call_log_does_not_fail_the_call(
+    database_url: str,
+    db: Connection,
+    httpx_mock: HTTPXMock,
+    clock: FakeClock,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    db.execute("alter table public.api_calls rename to api_calls_gone")
+    httpx_mock.add_response(url=ATTRACTION_URL, json=payload("tm_attraction.json"))
+
+    with client(clock) as tm:
+        assert tm.get_attraction("K8vZ9171ob7").name == "Band of Horses"
+
+    events = [line["event"] for line in log_lines(capfd.readouterr().out)]
+    assert "api_call_log_failed" in events
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Band of Horses",
+        "Beyoncé",
+        "Sigur Rós",
+        "Mumford & Sons",
+        "Mø",
+        "!!!",
+        "  The  Shins ",
+        "Guns N' Roses",
+        "AC/DC",
+        "Motörhead",
+        "Björk",
+        "Ólafur Arnalds",
+        "Straßenjungs",
+        "Æther Realm",
+        "José González",
+        "Tiësto",
+        "Phish",
+    ],
+)
+def test_name_key_agrees_with_the_database(database_url: str, db: Connection, name: str) -> None:
+    row = db.execute("select public.name_key(%s) as key", [name]).fetchone()
+    assert row == {"key": name_key(name)}

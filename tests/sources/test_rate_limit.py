@@ -1,0 +1,105 @@
+"""Slot arithmetic of the in-process limiter, and the clients waiting for their slots."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import SecretStr
+from pytest_httpx import HTTPXMock
+
+from shared.sources.http import RATE_HEADROOM
+from shared.sources.ratelimit import InMemoryRateLimiter
+from shared.sources.setlistfm import SetlistFmClient
+from shared.sources.ticketmaster import TicketmasterClient
+from tests.sources.conftest import (
+    NOW,
+    SETLISTFM_BASE,
+    SETLISTFM_KEY,
+    TM_BASE,
+    TM_KEY,
+    CollectingObserver,
+    FakeClock,
+    payload,
+)
+
+
+def test_slots_are_spaced_by_the_rate(clock: FakeClock) -> None:
+    limiter = InMemoryRateLimiter(clock=clock.time)
+
+    waits = [limiter.reserve("ticketmaster", 5).wait_seconds for _ in range(5)]
+
+    assert waits == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8])
+
+
+def test_idle_time_is_not_saved_up_for_a_burst(clock: FakeClock) -> None:
+    limiter = InMemoryRateLimiter(clock=clock.time)
+    limiter.reserve("setlistfm", 2)
+    clock.now += 60
+
+    waits = [limiter.reserve("setlistfm", 2).wait_seconds for _ in range(3)]
+
+    assert waits == pytest.approx([0.0, 0.5, 1.0])
+
+
+def test_providers_have_separate_slots(clock: FakeClock) -> None:
+    limiter = InMemoryRateLimiter(clock=clock.time)
+    limiter.reserve("ticketmaster", 5)
+
+    assert limiter.reserve("spotify", 5).wait_seconds == 0.0
+
+
+def test_a_pause_refuses_slots_until_it_ends(clock: FakeClock) -> None:
+    limiter = InMemoryRateLimiter(clock=clock.time)
+    until = datetime.fromtimestamp(NOW + 600, UTC)
+    limiter.pause_until("ticketmaster", until)
+    limiter.pause_until("ticketmaster", datetime.fromtimestamp(NOW + 60, UTC))  # earlier: ignored
+
+    assert limiter.reserve("ticketmaster", 5).paused_until == until
+    clock.now = NOW + 601
+    assert limiter.reserve("ticketmaster", 5).paused_until is None
+
+
+def test_clients_sleep_until_their_slot(httpx_mock: HTTPXMock, clock: FakeClock) -> None:
+    limiter = InMemoryRateLimiter(clock=clock.time)
+    tm = TicketmasterClient(
+        api_key=SecretStr(TM_KEY),
+        base_url=TM_BASE,
+        requests_per_second=5,
+        timeout_seconds=10,
+        limiter=limiter,
+        observer=CollectingObserver(),
+        sleep=clock.sleep,
+        clock=clock.time,
+    )
+    setlistfm = SetlistFmClient(
+        api_key=SecretStr(SETLISTFM_KEY),
+        base_url=SETLISTFM_BASE,
+        requests_per_second=2,
+        timeout_seconds=10,
+        limiter=limiter,
+        observer=CollectingObserver(),
+        sleep=clock.sleep,
+        clock=clock.time,
+    )
+    httpx_mock.add_response(
+        url=f"{TM_BASE}/venues/KovZpZAEvAJA.json?apikey={TM_KEY}",
+        json=payload("tm_venue.json"),
+        is_reusable=True,
+    )
+    httpx_mock.add_response(
+        url=f"{SETLISTFM_BASE}/setlist/4b943b7a",
+        json=payload("setlistfm_setlist_nested.json"),
+        is_reusable=True,
+    )
+
+    with tm, setlistfm:
+        for _ in range(3):
+            tm.get_venue("KovZpZAEvAJA")
+        tm_sleeps = list(clock.sleeps)
+        clock.sleeps.clear()
+        for _ in range(3):
+            setlistfm.get_setlist("4b943b7a")
+
+    assert tm_sleeps == pytest.approx([1 / (5 * RATE_HEADROOM)] * 2)
+    assert clock.sleeps == pytest.approx([1 / (2 * RATE_HEADROOM)] * 2)

@@ -1,0 +1,183 @@
+"""The database limiter: slot reservation in SQL, quota pauses, grants, and several processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+from pydantic import SecretStr
+from pytest_httpx import HTTPXMock
+
+from shared.sources.errors import Provider, QuotaExhausted
+from shared.sources.http import RATE_HEADROOM
+from shared.sources.ratelimit import DatabaseRateLimiter
+from shared.sources.ticketmaster import TicketmasterClient
+from tests.sources.conftest import TM_BASE, TM_KEY, CollectingObserver, payload
+from tests.sources.stub_server import most_in_any_window, stub_server
+from tests.support.db import Connection
+
+WORKER = Path(__file__).with_name("rate_limit_worker.py")
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_reservations_are_spaced_by_the_rate(database_url: str, db: Connection) -> None:
+    started = time.monotonic()
+    waits: list[tuple[float, float]] = []
+    for _ in range(5):
+        row = db.execute(
+            "select wait_seconds from public.reserve_rate_slot('setlistfm', 2)"
+        ).fetchone()
+        assert row is not None
+        waits.append((time.monotonic() - started, row["wait_seconds"]))
+
+    # Each slot is half a second after the previous one, measured from its reservation.
+    for index, (elapsed, wait) in enumerate(waits):
+        assert elapsed + wait == pytest.approx(index * 0.5, abs=0.05)
+
+
+def test_reservation_rejects_unknown_providers_and_rates(database_url: str, db: Connection) -> None:
+    with pytest.raises(psycopg.errors.InvalidParameterValue):
+        db.execute("select * from public.reserve_rate_slot('lastfm', 1)")
+    with pytest.raises(psycopg.errors.InvalidParameterValue):
+        db.execute("select * from public.reserve_rate_slot('spotify', 0)")
+
+
+def test_database_limiter_pauses_every_process_until_the_reset(database_url: str) -> None:
+    one, other = DatabaseRateLimiter(), DatabaseRateLimiter()
+    reset = datetime.now(UTC) + timedelta(hours=3)
+
+    one.pause_until("ticketmaster", reset)
+    one.pause_until("ticketmaster", reset - timedelta(hours=1))  # an earlier pause does not win
+
+    assert other.reserve("ticketmaster", 5).paused_until == reset
+    assert other.reserve("spotify", 5).paused_until is None
+
+
+def test_quota_exhausted_in_one_client_stops_a_client_elsewhere(
+    database_url: str, httpx_mock: HTTPXMock
+) -> None:
+    def client() -> TicketmasterClient:
+        return TicketmasterClient(
+            api_key=SecretStr(TM_KEY),
+            base_url=TM_BASE,
+            requests_per_second=5,
+            timeout_seconds=10,
+            limiter=DatabaseRateLimiter(),
+            observer=CollectingObserver(),
+        )
+
+    reset_ms = int((time.time() + 7200) * 1000)
+    httpx_mock.add_response(
+        status_code=429,
+        headers={"Rate-Limit-Reset": str(reset_ms)},
+        json={
+            "fault": {
+                "faultstring": f"Rate limit quota violation. Identifier : {TM_KEY}",
+                "detail": {"errorcode": "policies.ratelimit.QuotaViolation"},
+            }
+        },
+    )
+    with client() as first, pytest.raises(QuotaExhausted):
+        first.get_venue("KovZpZAEvAJA")
+
+    with client() as second, pytest.raises(QuotaExhausted) as raised:
+        second.get_venue("KovZpZAEvAJA")
+
+    assert raised.value.reset_at == datetime.fromtimestamp(reset_ms / 1000, UTC)
+    assert len(httpx_mock.get_requests()) == 1
+
+
+@pytest.mark.parametrize("role", ["anon", "authenticated"])
+def test_clients_of_the_data_api_cannot_touch_the_limiter(
+    database_url: str, db: Connection, role: str
+) -> None:
+    for statement in (
+        "select * from public.reserve_rate_slot('ticketmaster', 5)",
+        "select public.pause_rate_limited_source('ticketmaster', now() + interval '1 day')",
+        "select * from public.source_rate_limits",
+    ):
+        with db.transaction(force_rollback=True):
+            db.execute(f"set local role {role}")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                db.execute(statement)
+
+
+def test_service_role_can_reserve(database_url: str, db: Connection) -> None:
+    with db.transaction(force_rollback=True):
+        db.execute("set local role service_role")
+        row = db.execute("select * from public.reserve_rate_slot('spotify', 5)").fetchone()
+    assert row is not None and row["paused_until"] is None
+    enabled = db.execute(
+        "select relrowsecurity from pg_class where oid = 'public.source_rate_limits'::regclass"
+    ).fetchone()
+    assert enabled == {"relrowsecurity": True}
+
+
+@pytest.mark.parametrize(
+    ("provider", "per_second", "calls_per_worker"),
+    [("ticketmaster", 5.0, 4), ("setlistfm", 2.0, 2)],
+)
+def test_rate_is_honoured_across_processes(
+    database_url: str, db: Connection, provider: Provider, per_second: float, calls_per_worker: int
+) -> None:
+    workers = 4
+    routes = {
+        "/tm/venues/KovZpZAEvAJA.json": payload("tm_venue.json"),
+        "/setlistfm/setlist/4b943b7a": payload("setlistfm_setlist_nested.json"),
+    }
+    with stub_server(routes) as server:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "TICKETMASTER_API_KEY": TM_KEY,
+            "TICKETMASTER_BASE_URL": f"{server.base_url}/tm",
+            "SETLISTFM_API_KEY": "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d",
+            "SETLISTFM_BASE_URL": f"{server.base_url}/setlistfm",
+            "PYTHONPATH": str(PROJECT_ROOT),
+        }
+        processes = [
+            subprocess.Popen(
+                [sys.executable, str(WORKER), provider, str(calls_per_worker)],
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(workers)
+        ]
+        try:
+            for process in processes:
+                assert process.stdout is not None
+                assert process.stdout.readline().strip() == "ready"
+            for process in processes:
+                assert process.stdin is not None
+                process.stdin.write("go\n")
+                process.stdin.flush()
+            for process in processes:
+                process.communicate(timeout=60)
+                assert process.returncode == 0
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    process.kill()
+        prefix = "/tm/" if provider == "ticketmaster" else "/setlistfm/"
+        arrivals = server.arrival_times(prefix)
+
+    total = workers * calls_per_worker
+    assert len(arrivals) == total
+    # Never more requests in any second than the provider allows ...
+    assert most_in_any_window(arrivals) <= per_second
+    # ... because the slots, shared through the database, spread them out.
+    spacing = 1 / (per_second * RATE_HEADROOM)
+    assert arrivals[-1] - arrivals[0] >= (total - 1) * spacing * 0.9
+    logged = db.execute(
+        "select count(*) as calls from public.api_calls where provider = %s and outcome = 'ok'",
+        [provider],
+    ).fetchone()
+    assert logged == {"calls": total}
