@@ -1,11 +1,26 @@
 -- The one queue for background work: pgmq queue 'sync'. Enqueueing the same
 -- (job kind, entity) while one is pending yields one unit of work: the
 -- pending row is the lock, taken with the message in one transaction.
+--
+-- A job stays "pending" from its enqueue until the worker deletes or archives
+-- its message; the worker removes the pending row in that same transaction
+-- (public.sync_complete_job / public.sync_fail_job), so a crash can never
+-- leave the queue and the pending rows disagreeing.
+--
+-- Forcing: enqueueing with options {"force": true} while an unforced job of
+-- the same kind and entity is pending does not add a second message; it
+-- upgrades the pending job instead (options merged into the pending row,
+-- which the worker reads together with the message). A force that arrives
+-- while the job is already running applies to that run only if the handler
+-- has not yet checked freshness; callers needing a guaranteed fresh result
+-- run the refresh synchronously (sync_artist / sync_shows do).
 
 create table public.sync_pending_jobs (
   job_kind text not null,
   entity_id uuid not null,
   msg_id bigint,
+  -- Options merged from every enqueue while pending ({"force": true} sticks).
+  options jsonb not null default '{}'::jsonb,
   enqueued_at timestamptz not null default now(),
   primary key (job_kind, entity_id)
 );
@@ -16,7 +31,8 @@ alter table public.sync_pending_jobs enable row level security;
 revoke all on table public.sync_pending_jobs from anon, authenticated;
 grant select, insert, update, delete on table public.sync_pending_jobs to service_role;
 
--- Returns the new message id, or null when the same job is already pending.
+-- Returns the new message id, or null when the same job is already pending
+-- (its options then absorb the new ones, so a force is never lost).
 create or replace function public.enqueue_sync_job(
   job_kind text,
   entity_id uuid,
@@ -28,18 +44,52 @@ set search_path = ''
 as $$
 declare
   new_msg_id bigint;
+  pending_msg_id bigint;
+  opts jsonb := coalesce(options, '{}'::jsonb);
 begin
-  insert into public.sync_pending_jobs (job_kind, entity_id)
-  values (enqueue_sync_job.job_kind, enqueue_sync_job.entity_id)
-  on conflict do nothing;
-  if not found then
-    return null;
+  if job_kind is null or entity_id is null then
+    raise exception 'job kind and entity are required' using errcode = '22023';
   end if;
-  new_msg_id := pgmq.send(
+
+  insert into public.sync_pending_jobs as p (job_kind, entity_id, options)
+  values (enqueue_sync_job.job_kind, enqueue_sync_job.entity_id, opts)
+  on conflict on constraint sync_pending_jobs_pkey do nothing;
+
+  if not found then
+    -- Already pending: lock it, and make sure its message still exists (a
+    -- queue purged by hand must not block this job forever).
+    select p.msg_id into pending_msg_id
+      from public.sync_pending_jobs p
+     where p.job_kind = enqueue_sync_job.job_kind and p.entity_id = enqueue_sync_job.entity_id
+       for update;
+    if found and (pending_msg_id is null
+                  or exists (select 1 from pgmq.q_sync q where q.msg_id = pending_msg_id)) then
+      update public.sync_pending_jobs p
+         set options = p.options || opts
+       where p.job_kind = enqueue_sync_job.job_kind and p.entity_id = enqueue_sync_job.entity_id
+         and (p.options || opts) is distinct from p.options;
+      return null;
+    end if;
+    if not found then
+      -- The pending row went away between our insert and select: try again.
+      insert into public.sync_pending_jobs (job_kind, entity_id, options)
+      values (enqueue_sync_job.job_kind, enqueue_sync_job.entity_id, opts)
+      on conflict on constraint sync_pending_jobs_pkey do nothing;
+      if not found then
+        return null;
+      end if;
+    else
+      update public.sync_pending_jobs p
+         set options = p.options || opts, enqueued_at = now()
+       where p.job_kind = enqueue_sync_job.job_kind and p.entity_id = enqueue_sync_job.entity_id;
+    end if;
+  end if;
+
+  select s into new_msg_id from pgmq.send(
     'sync',
     jsonb_build_object('kind', enqueue_sync_job.job_kind, 'entity_id', enqueue_sync_job.entity_id,
-                       'options', coalesce(options, '{}'::jsonb)),
-    greatest(delay_seconds, 0));
+                       'options', opts),
+    greatest(coalesce(delay_seconds, 0), 0)) s;
   update public.sync_pending_jobs p set msg_id = new_msg_id
    where p.job_kind = enqueue_sync_job.job_kind and p.entity_id = enqueue_sync_job.entity_id;
   return new_msg_id;

@@ -50,6 +50,7 @@ TABLES: dict[str, Rule] = {
     "sync_dead_letters": Rule(Access.BACKEND_ONLY, probe_column="failed_at"),
     "api_calls": Rule(Access.BACKEND_ONLY, probe_column="called_at"),
     "sync_pending_jobs": Rule(Access.BACKEND_ONLY, probe_column="enqueued_at"),
+    "sync_job_runs": Rule(Access.BACKEND_ONLY, probe_column="finished_at"),
 }
 
 
@@ -90,6 +91,8 @@ def populate(db: Connection) -> World:
     db.execute("insert into public.sync_dead_letters (msg_id, job_kind, message, attempts,"
                " last_error) values (1, 'artist_details', '{}', 5, 'HTTP 500')")
     db.execute("select public.enqueue_sync_job('artist_shows', %s)", [rows.artist_id])
+    db.execute("insert into public.sync_job_runs (msg_id, job_kind, attempt, outcome)"
+               " values (1, 'artist_details', 1, 'done')")
     db.execute("insert into public.api_calls (provider, endpoint, method, status_code,"
                " latency_ms, attempt, outcome) values ('spotify', '/artists/{id}', 'GET', 200,"
                " 12, 1, 'ok')")

@@ -1,0 +1,81 @@
+"""Errors of the sync engine, and how functions answer them.
+
+Upstream trouble becomes a JSON error with a fitting status, never a stack
+trace: a source that is down or answered garbage is 502, a source that
+limits us or is not configured is 503, something the source does not know is
+404.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+from shared.sources import errors as source_errors
+from shared.web import ApiError, NotFound
+
+
+class SyncError(Exception):
+    """Base class of the sync engine's own errors."""
+
+
+class PermanentJobError(SyncError):
+    """Retrying cannot help: the worker dead-letters the job at once."""
+
+
+class ArtistNotFound(PermanentJobError, LookupError):
+    """No artist with this id in the database."""
+
+    def __init__(self, artist_id: object) -> None:
+        super().__init__(f"no artist {artist_id}")
+
+
+class NoSpotifyId(PermanentJobError):
+    """The artist has no Spotify id, so there is no catalogue to import."""
+
+    def __init__(self, artist_id: object) -> None:
+        super().__init__(f"artist {artist_id} has no Spotify id")
+
+
+def is_permanent(error: BaseException) -> bool:
+    """Errors that no retry will fix: the worker dead-letters them without waiting."""
+    return isinstance(
+        error,
+        PermanentJobError
+        | source_errors.NotFound
+        | source_errors.ClientError
+        | source_errors.InvalidPayload
+        | ValueError,
+    ) and not isinstance(error, source_errors.ConfigurationError)
+
+
+def retry_after_seconds(error: BaseException, now: datetime | None = None) -> float | None:
+    """The wait a source asked for (a 429's Retry-After, a quota's reset), if any."""
+    if isinstance(error, source_errors.RateLimited) and error.retry_after is not None:
+        return error.retry_after
+    if isinstance(error, source_errors.QuotaExhausted):
+        moment = now or datetime.now(UTC)
+        return max(0.0, (error.reset_at - moment).total_seconds())
+    return None
+
+
+def api_error_for(error: source_errors.SourceError) -> ApiError:
+    """The answer a client gets when a source failed during its request."""
+    provider = error.provider
+    if isinstance(error, source_errors.NotFound):
+        return NotFound(f"{provider} does not know this artist", code="not_found_upstream")
+    if isinstance(error, source_errors.RateLimited | source_errors.QuotaExhausted):
+        wait = retry_after_seconds(error)
+        return ApiError(
+            f"{provider} is rate limiting us; try again later",
+            code="upstream_rate_limited",
+            status=503,
+            details=None if wait is None else {"retry_after_seconds": math.ceil(wait)},
+        )
+    if isinstance(error, source_errors.ConfigurationError):
+        return ApiError(
+            f"{provider} is not available right now", code="upstream_unavailable", status=503
+        )
+    return ApiError(
+        f"{provider} did not answer properly; try again later", code="upstream_error", status=502
+    )

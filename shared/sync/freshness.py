@@ -1,0 +1,33 @@
+"""Per-entity freshness in ``public.sync_state``.
+
+TTLs live in the database (``public.sync_ttl``) so pg_cron's stale-entity
+scans and the workers agree: artist details 7 days, an artist's shows 24
+hours, popularity a day, a user's Spotify artists an hour, the catalogue
+until forced.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from shared.db import Connection
+
+JobKind = Literal[
+    "artist_details", "artist_shows", "artist_catalogue", "artist_popularity", "user_artists"
+]
+
+
+def is_fresh(conn: Connection, kind: JobKind, entity_id: uuid.UUID) -> bool:
+    row = conn.execute(
+        "select public.sync_is_fresh(%s, %s) as fresh", [kind, entity_id]
+    ).fetchone()
+    return bool(row and row["fresh"])
+
+
+def record_success(conn: Connection, kind: JobKind, entity_id: uuid.UUID) -> None:
+    conn.execute("select public.sync_record_success(%s, %s)", [kind, entity_id])
+
+
+def record_failure(conn: Connection, kind: JobKind, entity_id: uuid.UUID, error: str) -> None:
+    conn.execute("select public.sync_record_failure(%s, %s, %s)", [kind, entity_id, error])

@@ -1,0 +1,295 @@
+"""Calls to the idempotent ingest RPCs (``public.ingest_*``) from normalised records.
+
+Every function takes the caller's connection: the job decides the
+transaction, so a job's writes (and the removal of its queue message) commit
+together. The RPCs decide identity, merging and what changed; nothing here
+reads before writing.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Any, Literal
+
+from shared.db import Connection
+from shared.sources.records import ArtistRecord, ShowRecord, SongRecord, VenueRecord
+
+Action = Literal["created", "updated", "unchanged"]
+ArtistMode = Literal["replace", "fill"]
+
+# Items per RPC call: each key holds an advisory lock until the transaction ends.
+BATCH_SIZE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    id: uuid.UUID
+    action: Action
+
+
+@dataclass(frozen=True, slots=True)
+class IngestCounts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    @classmethod
+    def of(cls, resolved: Iterable[Resolved]) -> IngestCounts:
+        counts = Counter(r.action for r in resolved)
+        return cls(counts["created"], counts["updated"], counts["unchanged"])
+
+    @property
+    def written(self) -> int:
+        return self.created + self.updated
+
+    def as_dict(self) -> dict[str, int]:
+        return {"created": self.created, "updated": self.updated, "unchanged": self.unchanged}
+
+
+@dataclass(frozen=True, slots=True)
+class ShowsIngested:
+    """Shows resolved from records, with their artists and venues."""
+
+    show_ids: list[uuid.UUID]
+    shows: IngestCounts
+    artists: IngestCounts
+    venues: IngestCounts
+    # Show id → the ids of the artists of that show's records (headliner first).
+    artist_of_show: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime | date | time | uuid.UUID):
+        return value.isoformat() if not isinstance(value, uuid.UUID) else str(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def _call(conn: Connection, sql: str, params: Sequence[Any]) -> list[Resolved]:
+    rows = conn.execute(sql, params).fetchall()
+    ordered = sorted(rows, key=lambda row: int(row["ord"]))
+    return [Resolved(id=row["id"], action=row["action"]) for row in ordered]
+
+
+def _batched(items: Sequence[Mapping[str, Any]]) -> Iterable[Sequence[Mapping[str, Any]]]:
+    for start in range(0, len(items), BATCH_SIZE):
+        yield items[start : start + BATCH_SIZE]
+
+
+# -- artists ---------------------------------------------------------------------------------
+
+
+def artist_item(record: ArtistRecord) -> dict[str, Any]:
+    return {
+        "name": record.name,
+        "external_ids": [{"source": s, "id": i} for s, i in record.external_ids()],
+        "image_url": record.image_url,
+        "genres": list(record.genres),
+        "popularity": record.popularity,
+        "followers": record.followers,
+        "ticketmaster_url": record.ticketmaster_url,
+        "spotify_url": record.spotify_url,
+    }
+
+
+def ingest_artist_items(
+    conn: Connection, items: Sequence[Mapping[str, Any]], mode: ArtistMode = "replace"
+) -> list[Resolved]:
+    resolved: list[Resolved] = []
+    for chunk in _batched(items):
+        resolved += _call(
+            conn,
+            "select ord, artist_id as id, action from public.ingest_artists(%s::jsonb, %s)",
+            [json.dumps(list(chunk), default=_json_default), mode],
+        )
+    return resolved
+
+
+def ingest_artists(
+    conn: Connection, records: Sequence[ArtistRecord], mode: ArtistMode = "replace"
+) -> list[Resolved]:
+    return ingest_artist_items(conn, [artist_item(r) for r in records], mode)
+
+
+# -- venues ----------------------------------------------------------------------------------
+
+
+def venue_item(record: VenueRecord) -> dict[str, Any]:
+    return {
+        "name": record.name,
+        "city": record.city,
+        "state": record.state,
+        "state_code": record.state_code,
+        "country": record.country,
+        "country_code": record.country_code,
+        "address": record.address,
+        "postal_code": record.postal_code,
+        "timezone": record.timezone,
+        "latitude": record.latitude,
+        "longitude": record.longitude,
+        "external_ids": [{"source": s, "id": i} for s, i in record.external_ids()],
+    }
+
+
+def ingest_venue_items(conn: Connection, items: Sequence[Mapping[str, Any]]) -> list[Resolved]:
+    resolved: list[Resolved] = []
+    for chunk in _batched(items):
+        resolved += _call(
+            conn,
+            "select ord, venue_id as id, action from public.ingest_venues(%s::jsonb)",
+            [json.dumps(list(chunk), default=_json_default)],
+        )
+    return resolved
+
+
+def ingest_venues(conn: Connection, records: Sequence[VenueRecord]) -> list[Resolved]:
+    return ingest_venue_items(conn, [venue_item(r) for r in records])
+
+
+# -- shows -----------------------------------------------------------------------------------
+
+
+def show_item(record: ShowRecord, artist_id: uuid.UUID, venue_id: uuid.UUID) -> dict[str, Any]:
+    return {
+        "artist_id": artist_id,
+        "venue_id": venue_id,
+        "local_date": record.local_date,
+        "local_time": record.local_time,
+        "starts_at": record.starts_at,
+        "name": record.name,
+        "status": record.status,
+        "ticket_url": record.ticket_url,
+        "image_url": record.image_url,
+        "on_sale_at": record.on_sale_at,
+        "price_min": record.price_min,
+        "price_max": record.price_max,
+        "price_currency": record.price_currency,
+        "external_ids": [{"source": s, "id": i} for s, i in record.external_ids()],
+    }
+
+
+def ingest_show_items(conn: Connection, items: Sequence[Mapping[str, Any]]) -> list[Resolved]:
+    resolved: list[Resolved] = []
+    for chunk in _batched(items):
+        resolved += _call(
+            conn,
+            "select ord, show_id as id, action from public.ingest_shows(%s::jsonb)",
+            [json.dumps(list(chunk), default=_json_default)],
+        )
+    return resolved
+
+
+def _venue_key(venue: VenueRecord) -> str:
+    if venue.ticketmaster_id:
+        return f"tm:{venue.ticketmaster_id}"
+    return f"nk:{venue.name_key}|{venue.city}|{venue.country_code}"
+
+
+def _artist_key(artist: ArtistRecord) -> str:
+    if artist.ticketmaster_id:
+        return f"tm:{artist.ticketmaster_id}"
+    return f"name:{artist.name_key}"
+
+
+def ingest_show_records(
+    conn: Connection,
+    shows: Sequence[ShowRecord],
+    *,
+    fallback_artist_id: uuid.UUID | None = None,
+) -> ShowsIngested:
+    """Shows with their headliners and venues, in the caller's transaction.
+
+    Each show belongs to its headliner (the event's first attraction); the
+    headliner is created if new, but its details are only filled, never
+    overwritten (the artist import owns them). A show listing no attraction
+    belongs to ``fallback_artist_id`` (the artist whose events were read) or
+    is skipped.
+    """
+    artists: dict[str, ArtistRecord] = {}
+    venues: dict[str, VenueRecord] = {}
+    kept: list[ShowRecord] = []
+    for show in shows:
+        if not show.artists and fallback_artist_id is None:
+            continue
+        if show.artists:
+            artists.setdefault(_artist_key(show.artists[0]), show.artists[0])
+        venues.setdefault(_venue_key(show.venue), show.venue)
+        kept.append(show)
+
+    artist_keys = sorted(artists)
+    venue_keys = sorted(venues)
+    artist_resolved = ingest_artists(conn, [artists[k] for k in artist_keys], mode="fill")
+    venue_resolved = ingest_venues(conn, [venues[k] for k in venue_keys])
+    artist_ids = {k: r.id for k, r in zip(artist_keys, artist_resolved, strict=True)}
+    venue_ids = {k: r.id for k, r in zip(venue_keys, venue_resolved, strict=True)}
+
+    items: list[dict[str, Any]] = []
+    for show in kept:
+        if show.artists:
+            artist_id = artist_ids[_artist_key(show.artists[0])]
+        else:
+            assert fallback_artist_id is not None
+            artist_id = fallback_artist_id
+        items.append(show_item(show, artist_id, venue_ids[_venue_key(show.venue)]))
+    show_resolved = ingest_show_items(conn, items)
+    return ShowsIngested(
+        show_ids=[r.id for r in show_resolved],
+        shows=IngestCounts.of(show_resolved),
+        artists=IngestCounts.of(artist_resolved),
+        venues=IngestCounts.of(venue_resolved),
+        artist_of_show={
+            r.id: uuid.UUID(str(item["artist_id"]))
+            for r, item in zip(show_resolved, items, strict=True)
+        },
+    )
+
+
+def retire_missing_shows(
+    conn: Connection, artist_id: uuid.UUID, seen: Sequence[uuid.UUID], since: date
+) -> list[uuid.UUID]:
+    rows = conn.execute(
+        "select id from public.retire_missing_shows(%s, %s::uuid[], %s) as id",
+        [artist_id, list(seen), since],
+    ).fetchall()
+    return [row["id"] for row in rows]
+
+
+# -- songs -----------------------------------------------------------------------------------
+
+
+def song_item(record: SongRecord) -> dict[str, Any]:
+    return {
+        "title": record.title,
+        "title_key": record.title_key,
+        "spotify_id": record.spotify_id,
+        "spotify_url": record.spotify_url,
+        "album": record.album,
+        "album_spotify_id": record.album_spotify_id,
+        "release_date": record.release_date,
+        "duration_ms": record.duration_ms,
+        "isrc": record.isrc,
+        "popularity": record.popularity,
+    }
+
+
+def ingest_songs(
+    conn: Connection, artist_id: uuid.UUID, songs: Sequence[SongRecord]
+) -> list[Resolved]:
+    items = [song_item(s) for s in sorted(songs, key=lambda s: s.title_key)]
+    order = sorted(range(len(songs)), key=lambda i: songs[i].title_key)
+    resolved: list[Resolved] = []
+    for chunk in _batched(items):
+        resolved += _call(
+            conn,
+            "select ord, song_id as id, action from public.ingest_songs(%s, %s::jsonb)",
+            [artist_id, json.dumps(list(chunk), default=_json_default)],
+        )
+    # Back to the caller's order.
+    result: list[Resolved | None] = [None] * len(songs)
+    for position, index in enumerate(order):
+        result[index] = resolved[position]
+    return [r for r in result if r is not None]

@@ -1,0 +1,222 @@
+"""The ingest RPCs: identity across sources, one show per concert, concurrency,
+and unchanged input writing nothing."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from shared import db as shared_db
+from shared.sources import setlistfm_models as sfm
+from shared.sources import spotify_models as sp
+from shared.sources import ticketmaster_models as tm
+from shared.sources.records import (
+    ArtistRecord,
+    ShowRecord,
+    VenueRecord,
+    artist_from_setlistfm,
+    artist_from_spotify,
+    artist_from_ticketmaster,
+    shows_from_ticketmaster,
+)
+from shared.sync.ingest import ingest_artists, ingest_show_records
+from tests.sources.conftest import payload
+from tests.support.db import Connection
+from tests.sync.snapshots import count, row_versions
+from tests.sync.upstream import BOH_MBID, BOH_SPOTIFY, BOH_TM, attraction, setlistfm_artist
+
+
+def _from_ticketmaster(links: bool) -> ArtistRecord:
+    return artist_from_ticketmaster(tm.Attraction.model_validate(attraction(links=links)))
+
+
+def _from_spotify() -> ArtistRecord:
+    body = payload("spotify_search_artists.json")["artists"]["items"][0]
+    return artist_from_spotify(sp.Artist.model_validate(body))
+
+
+def _from_setlistfm() -> ArtistRecord:
+    return artist_from_setlistfm(sfm.Artist.model_validate(setlistfm_artist()["artist"][0]))
+
+
+SOURCES: dict[str, Callable[[bool], ArtistRecord]] = {
+    "ticketmaster": _from_ticketmaster,
+    "spotify": lambda _: _from_spotify(),
+    "setlistfm": lambda _: _from_setlistfm(),
+}
+
+
+def _events() -> list[tm.Event]:
+    return tm.EventsPage.model_validate(payload("tm_events_with_addons.json")).events
+
+
+@pytest.mark.parametrize("links", [True, False], ids=["tm-with-links", "tm-bare"])
+@pytest.mark.parametrize("order", list(itertools.permutations(SOURCES)), ids="-".join)
+def test_one_artist_from_three_sources_in_any_order(
+    order: tuple[str, ...], links: bool, database_url: str, db: Connection
+) -> None:
+    for source in order:
+        with shared_db.transaction() as conn:
+            ingest_artists(conn, [SOURCES[source](links)])
+
+    artists = db.execute("select id, name from public.artists").fetchall()
+    assert len(artists) == 1
+    ids = db.execute(
+        "select source, external_id from public.artist_external_ids where artist_id = %s"
+        " order by source",
+        [artists[0]["id"]],
+    ).fetchall()
+    assert [(r["source"], r["external_id"]) for r in ids] == [
+        ("musicbrainz", BOH_MBID),
+        ("spotify", BOH_SPOTIFY),
+        ("ticketmaster", BOH_TM),
+    ]
+
+
+def test_artists_sharing_a_name_stay_apart_when_their_ids_conflict(
+    database_url: str, db: Connection
+) -> None:
+    with shared_db.transaction() as conn:
+        ingest_artists(conn, [ArtistRecord(name="Nirvana", spotify_id="6olE6TJLqED3rqDCT0FyPh")])
+        ingest_artists(conn, [ArtistRecord(name="Nirvana", spotify_id="0lLY20XpZ9yDobkbHI7u1y")])
+    assert count(db, "artists") == 2
+
+
+def test_add_on_events_and_duplicate_listings_make_one_show(
+    database_url: str, db: Connection
+) -> None:
+    shows = shows_from_ticketmaster(_events())
+    with shared_db.transaction() as conn:
+        result = ingest_show_records(conn, shows)
+    assert result.shows.created == 3
+    rows = db.execute(
+        "select s.local_date, s.status, array_agg(x.external_id order by x.external_id) as ids"
+        " from public.shows s join public.show_external_ids x on x.show_id = s.id"
+        " group by s.id order by s.local_date"
+    ).fetchall()
+    assert [(r["local_date"], r["status"]) for r in rows] == [
+        (date(2026, 10, 16), "scheduled"),
+        (date(2026, 10, 24), "cancelled"),
+        (date(2026, 11, 7), "rescheduled"),
+    ]
+    assert rows[0]["ids"] == ["Z7r9jZ1A7j-_4", "vvG1IZ9pKbvS7J"]
+    # Every show has its artist, and the artist is the attraction.
+    assert count(db, "artists") == 1
+    assert (
+        count(
+            db,
+            "shows",
+            "artist_id = (select artist_id from public.artist_external_ids where external_id = %s)",
+            [BOH_TM],
+        )
+        == 3
+    )
+
+
+def test_two_event_ids_of_one_concert_ingested_apart_make_one_show(
+    database_url: str, db: Connection
+) -> None:
+    """Even when the caller does not collapse them, the database does."""
+    events = [e for e in _events() if e.id in ("vvG1IZ9pKbvS7J", "Z7r9jZ1A7j-_4")]
+    for event in events:
+        with shared_db.transaction() as conn:
+            ingest_show_records(conn, shows_from_ticketmaster([event]))
+    assert count(db, "shows") == 1
+    assert count(db, "show_external_ids") == 2
+
+
+def _synthetic_shows(n: int, artists: int, venues: int) -> list[ShowRecord]:
+    shows = []
+    for i in range(n):
+        a = i % artists
+        v = (i * 7) % venues
+        artist = ArtistRecord(name=f"Artist {a}", ticketmaster_id=f"K8vZ917{a:04d}")
+        venue = VenueRecord(
+            name=f"Hall {v}",
+            city=f"City {v % 13}",
+            ticketmaster_id=f"KovZpZ{v:05d}",
+            country_code="US",
+        )
+        shows.append(
+            ShowRecord(
+                ticketmaster_id=f"vvG1{i:08d}",
+                duplicate_ticketmaster_ids=(),
+                name=f"Artist {a}",
+                artist_ticketmaster_ids=(artist.ticketmaster_id or "",),
+                artists=(artist,),
+                venue=venue,
+                local_date=date(2027, 1, 1) + timedelta(days=i % 90),
+                local_time=None,
+                starts_at=None,
+                timezone=None,
+                status="scheduled",
+                ticket_url=None,
+                image_url=None,
+                on_sale_at=None,
+            )
+        )
+    return shows
+
+
+def test_twenty_overlapping_batches_at_once_make_no_duplicate(
+    database_url: str, db: Connection
+) -> None:
+    shows = _synthetic_shows(120, artists=6, venues=15)
+    barrier = threading.Barrier(20)
+    errors: list[BaseException] = []
+
+    def run(seed: int) -> None:
+        rng = random.Random(seed)
+        batch = rng.sample(shows, 60)  # overlapping subsets in different orders
+        barrier.wait()
+        try:
+            with shared_db.transaction() as conn:
+                ingest_show_records(conn, batch)
+        except BaseException as error:  # collected: every failure must surface
+            errors.append(error)
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        list(pool.map(run, range(20)))
+    assert errors == []
+    ingested = {s.ticketmaster_id for s in shows}
+    seen = {
+        r["external_id"] for r in db.execute("select external_id from public.show_external_ids")
+    }
+    assert seen <= ingested
+    assert count(db, "artists") == 6
+    assert count(db, "venues") == 15
+    assert count(db, "shows") == len(
+        {
+            (s.artists[0].ticketmaster_id, s.venue.ticketmaster_id, s.local_date)
+            for s in shows
+            if s.ticketmaster_id in seen
+        }
+    )
+    duplicates = db.execute(
+        "select artist_id, venue_id, local_date from public.shows"
+        " group by 1, 2, 3 having count(*) > 1"
+    ).fetchall()
+    assert duplicates == []
+
+
+def test_ingesting_unchanged_data_again_writes_nothing(database_url: str, db: Connection) -> None:
+    shows = shows_from_ticketmaster(_events())
+    artists = [_from_ticketmaster(True)]
+
+    def ingest() -> dict[str, Any]:
+        with shared_db.transaction() as conn:
+            ingest_artists(conn, artists)
+            result = ingest_show_records(conn, shows)
+        return result.shows.as_dict()
+
+    ingest()
+    before = row_versions(db)
+    assert ingest() == {"created": 0, "updated": 0, "unchanged": 3}
+    assert row_versions(db) == before
