@@ -1,0 +1,43 @@
+"""Fixtures for the setlist function tests: the deployed app, token settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from werkzeug.test import Client
+
+from devstack.server import build_app
+from shared.auth import reset_jwks_cache
+from shared.config import get_settings
+
+SUPABASE_URL = "https://abcdefghijklmnop.supabase.co"
+ISSUER = f"{SUPABASE_URL}/auth/v1"
+JWKS_URL = f"{ISSUER}/.well-known/jwks.json"
+HS_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
+INTERNAL_SECRET = "internal-secret-for-database-webhooks-0123456789"
+
+
+@pytest.fixture(scope="session")
+def app_client() -> Client:
+    """Every function mounted at /<name>, exactly as the local server serves them."""
+    return Client(build_app())
+
+
+@pytest.fixture
+def client(app_client: Client, database_url: str, token_settings: None) -> Client:
+    return app_client
+
+
+@pytest.fixture
+def token_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A project with the legacy HS256 secret (and JWKS) and an internal secret."""
+    monkeypatch.setenv("SUPABASE_URL", SUPABASE_URL)
+    monkeypatch.setenv("SUPABASE_JWT_SECRET", HS_SECRET)
+    monkeypatch.setenv("INTERNAL_SECRET", INTERNAL_SECRET)
+    monkeypatch.delenv("SUPABASE_JWKS_URL", raising=False)
+    get_settings.cache_clear()
+    reset_jwks_cache()
+    yield
+    get_settings.cache_clear()
+    reset_jwks_cache()
