@@ -10,8 +10,8 @@
 
 create table public.source_rate_limits (
   provider text primary key check (provider in ('ticketmaster', 'spotify', 'setlistfm')),
-  -- The earliest time the next request may be sent.
-  next_slot_at timestamptz not null default '-infinity',
+  -- The earliest time the next request may be sent (a time in the past: now).
+  next_slot_at timestamptz not null default now(),
   -- No request before this time (daily quota exhausted); null when not paused.
   paused_until timestamptz
 );
@@ -24,7 +24,7 @@ values ('ticketmaster'), ('spotify'), ('setlistfm');
 
 alter table public.source_rate_limits enable row level security;
 revoke all on table public.source_rate_limits from public, anon, authenticated;
-grant select, update on table public.source_rate_limits to service_role;
+grant select, insert, update, delete on table public.source_rate_limits to service_role;
 
 -- Reserve the provider's next request slot. Returns how long the caller must
 -- wait before sending (0 when the slot is now), or, while the provider is

@@ -1,4 +1,7 @@
-"""A loopback HTTP server standing in for the sources; records when each request arrived."""
+"""A loopback HTTP server standing in for the sources; records when each request arrived.
+
+Used by the cross-process rate-limit test and by ``benchmarks/bench_rate_limit.py``.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +39,13 @@ class _Handler(BaseHTTPRequestHandler):
     server: StubServer
 
     def do_GET(self) -> None:
+        self._answer()
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._answer()
+
+    def _answer(self) -> None:
         arrived = time.monotonic()
         path = urlsplit(self.path).path
         with self.server.lock:
