@@ -4,7 +4,8 @@ Everything that must be atomic lives in the database (see
 ``supabase/migrations/2026112200050*``): ``create_setlist``, ``cast_vote``
 and ``add_song`` are Postgres functions. This module calls them, imports an
 artist's catalogue first when a setlist cannot be drawn without it, and turns
-their errors into JSON API errors.
+their errors into JSON API errors. It also registers the ``create_setlist``
+queue job (the worker imports this module).
 
 RPC errors carry a stable machine code in the error's hint and a SQLSTATE
 that PostgREST turns into the HTTP status (``PT409`` → 409 and so on); the
@@ -22,9 +23,16 @@ import psycopg
 from shared import db
 from shared.auth import Claims
 from shared.logging import get_logger
+from shared.sources.errors import SourceError
+from shared.sync.catalogue import import_artist_catalogue
+from shared.sync.errors import NoSpotifyId, SyncError
+from shared.sync.jobs import job_transaction
+from shared.sync.registry import Job, JobOutcome, job_handler
 from shared.web import ApiError, BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 
 log = get_logger(__name__)
+
+JOB_KIND: Final = "create_setlist"
 
 
 
@@ -81,3 +89,82 @@ def cast_vote(claims: Claims, setlist_song_id: uuid.UUID, vote: bool) -> dict[st
     log.info("vote_cast", setlist_song_id=str(setlist_song_id), vote=vote,
              vote_count=answer["vote_count"])
     return answer
+
+
+# -- create_setlist -----------------------------------------------------------
+
+
+def _create_setlist_rpc(
+    conn: db.Connection, show_id: uuid.UUID, *, enqueue_when_pending: bool
+) -> dict[str, Any]:
+    row = conn.execute(
+        "select public.create_setlist(%s, %s) as answer", [show_id, enqueue_when_pending]
+    ).fetchone()
+    assert row is not None
+    answer: dict[str, Any] = row["answer"]
+    return answer
+
+
+def _rpc(show_id: uuid.UUID, *, enqueue_when_pending: bool) -> dict[str, Any]:
+    return _call(
+        "select public.create_setlist(%s, %s) as answer", [show_id, enqueue_when_pending]
+    )
+
+
+def create_setlist(show_id: uuid.UUID) -> dict[str, Any]:
+    """Make sure the show has its predicted setlist (for the function).
+
+    When the artist's catalogue is empty it is imported first; when it cannot
+    be had now, the answer is ``pending`` with the reason, and the job is
+    queued so the setlist appears as soon as the catalogue does.
+    """
+    answer = _rpc(show_id, enqueue_when_pending=False)
+    if answer["status"] != "pending":
+        return answer
+    artist_id = uuid.UUID(answer["artist_id"])
+    try:
+        import_artist_catalogue(artist_id)
+    except (SourceError, SyncError) as error:
+        # The error names the source and endpoint, never a key or token.
+        log.warning("catalogue_unavailable", show_id=str(show_id), artist_id=str(artist_id),
+                    error_type=type(error).__name__)
+        answer = _rpc(show_id, enqueue_when_pending=True)
+        if answer["status"] == "pending":
+            answer["pending_reason"] = (
+                "no_spotify_id" if isinstance(error, NoSpotifyId) else "catalogue_unavailable"
+            )
+        return answer
+    # Imported (possibly empty: an artist without a single track). Queue the
+    # job if still nothing to draw from, so a later import is picked up.
+    return _rpc(show_id, enqueue_when_pending=True)
+
+
+@job_handler(JOB_KIND)
+def create_setlist_job(job: Job) -> JobOutcome:
+    """The queued job: import the catalogue when needed, then draw the setlist.
+
+    Source failures propagate, so the worker retries with backoff. An artist
+    without a Spotify id ends the job as pending: the songs trigger queues it
+    again once a catalogue arrives.
+    """
+    show_id = job.entity_id
+    try:
+        with db.transaction() as conn:
+            answer = _create_setlist_rpc(conn, show_id, enqueue_when_pending=False)
+    except psycopg.errors.NoDataFound:
+        return {"status": "show_not_found"}
+    if answer["status"] == "pending":
+        try:
+            # Not job=job: the catalogue's transaction would complete this job
+            # before its setlist exists.
+            import_artist_catalogue(uuid.UUID(answer["artist_id"]))
+        except NoSpotifyId:
+            return {"status": "pending", "pending_reason": "no_spotify_id"}
+        with job_transaction(job) as conn:
+            answer = _create_setlist_rpc(conn, show_id, enqueue_when_pending=False)
+    return {
+        "status": answer["status"],
+        "created": answer["created"],
+        "setlist_id": answer["setlist_id"],
+        "pending_reason": answer["pending_reason"],
+    }

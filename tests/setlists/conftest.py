@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from pytest_httpx import HTTPXMock
 from werkzeug.test import Client
 
 from devstack.server import build_app
 from shared.auth import reset_jwks_cache
 from shared.config import get_settings
+from shared.sync import sources
+from tests.sync.upstream import Upstream
 
 SUPABASE_URL = "https://abcdefghijklmnop.supabase.co"
 ISSUER = f"{SUPABASE_URL}/auth/v1"
@@ -41,3 +44,17 @@ def token_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     get_settings.cache_clear()
     reset_jwks_cache()
+
+
+@pytest.fixture
+def spotify(
+    database_url: str, httpx_mock: HTTPXMock, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Upstream]:
+    """Spotify served by pytest-httpx with the real-shaped Band of Horses payloads."""
+    monkeypatch.setenv("SPOTIFY_CLIENT_ID", "theset-client-id")
+    monkeypatch.setenv("SPOTIFY_CLIENT_SECRET", "spotifySecret0f1e2d3c4b5a69788")
+    get_settings.cache_clear()
+    sources.configure(sleep=lambda _seconds: None)
+    yield Upstream(httpx_mock)
+    sources.configure()
+    get_settings.cache_clear()

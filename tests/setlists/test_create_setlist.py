@@ -1,0 +1,327 @@
+"""create_setlist: every show gets five distinct songs of its artist, once,
+whoever asks and however many ask at once; never an invented song."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+from werkzeug.test import Client, TestResponse
+
+from shared import setlists
+from shared.sync.registry import Job, handler_for
+from tests.setlists.conftest import INTERNAL_SECRET
+from tests.setlists.helpers import BAND_OF_HORSES_SONGS, build_stage, run_concurrently, scalar
+from tests.support.catalogue import insert_artist, insert_show, insert_songs, insert_venue
+from tests.support.db import Connection, request_as
+from tests.sync.upstream import BOH_SPOTIFY, SPOTIFY, Upstream, _url
+
+
+def rpc(conn: Connection, show_id: uuid.UUID, enqueue: bool = True) -> dict[str, Any]:
+    row = conn.execute("select public.create_setlist(%s, %s) as answer",
+                       [show_id, enqueue]).fetchone()
+    assert row is not None
+    answer: dict[str, Any] = row["answer"]
+    return answer
+
+
+def setlist_rows(db: Connection, show_id: uuid.UUID) -> list[dict[str, Any]]:
+    return db.execute(
+        "select ss.position, ss.vote_count, ss.added_by, so.title, so.artist_id"
+        " from public.setlists sl join public.setlist_songs ss on ss.setlist_id = sl.id"
+        " join public.songs so on so.id = ss.song_id"
+        " where sl.show_id = %s and sl.kind = 'predicted' order by ss.position",
+        [show_id]).fetchall()
+
+
+def queued_setlist_jobs(db: Connection) -> list[str]:
+    return [row["entity_id"] for row in db.execute(
+        "select message ->> 'entity_id' as entity_id from pgmq.q_sync"
+        " where message ->> 'kind' = 'create_setlist' order by msg_id")]
+
+
+def test_draws_five_distinct_songs_of_the_artist(db: Connection) -> None:
+    stage = build_stage(db, on_setlist=0)
+    answer = rpc(db, stage.show_id)
+    rows = setlist_rows(db, stage.show_id)
+    assert len(rows) == 5
+    assert [r["position"] for r in rows] == [1, 2, 3, 4, 5]
+    assert {r["vote_count"] for r in rows} == {0}
+    assert {r["artist_id"] for r in rows} == {stage.artist_id}
+    assert len({r["title"] for r in rows}) == 5
+    assert {r["title"] for r in rows} <= set(BAND_OF_HORSES_SONGS)
+    assert {r["added_by"] for r in rows} == {None}
+    assert (answer["status"], answer["created"], answer["pending_reason"]) == ("ready", True, None)
+    assert sorted(s["title"] for s in answer["songs"]) == sorted(r["title"] for r in rows)
+
+    again = rpc(db, stage.show_id)
+    assert (again["created"], again["setlist_id"]) == (False, answer["setlist_id"])
+    assert setlist_rows(db, stage.show_id) == rows
+
+
+def test_a_small_catalogue_gives_a_shorter_setlist(db: Connection) -> None:
+    stage = build_stage(db, catalogue=BAND_OF_HORSES_SONGS[:3], on_setlist=0)
+    rpc(db, stage.show_id)
+    rows = setlist_rows(db, stage.show_id)
+    assert sorted(r["title"] for r in rows) == sorted(BAND_OF_HORSES_SONGS[:3])
+    assert [r["position"] for r in rows] == [1, 2, 3]
+
+
+def test_fifty_parallel_calls_make_one_setlist(database_url: str, db: Connection) -> None:
+    stage = build_stage(db, on_setlist=0)
+    answers = run_concurrently(database_url, list(range(50)),
+                               lambda conn, _: rpc(conn, stage.show_id), connections=50)
+    assert [a for a in answers if isinstance(a, Exception)] == []
+    assert sum(a["created"] for a in answers) == 1
+    assert len({a["setlist_id"] for a in answers}) == 1
+    assert len({json.dumps(a["songs"], sort_keys=True) for a in answers}) == 1
+    assert scalar(db, "select count(*) from public.setlists") == 1
+    rows = setlist_rows(db, stage.show_id)
+    assert len(rows) == 5 and {r["vote_count"] for r in rows} == {0}
+
+
+def test_an_empty_setlist_row_is_filled_once(database_url: str, db: Connection) -> None:
+    stage = build_stage(db, on_setlist=0)
+    db.execute("insert into public.setlists (show_id, kind) values (%s, 'predicted')",
+               [stage.show_id])
+    answers = run_concurrently(database_url, list(range(20)),
+                               lambda conn, _: rpc(conn, stage.show_id), connections=20)
+    assert sum(a["created"] for a in answers) == 1
+    assert len(setlist_rows(db, stage.show_id)) == 5
+
+
+def test_the_picks_vary_across_shows(db: Connection) -> None:
+    artist = insert_artist(db)
+    insert_songs(db, artist, BAND_OF_HORSES_SONGS)
+    draws = set()
+    for days in range(1, 21):
+        show = insert_show(db, artist, insert_venue(db, f"Ryman Auditorium {days}"), days)
+        rpc(db, show)
+        draws.add(tuple(r["title"] for r in setlist_rows(db, show)))
+    # 20 draws of 5 out of 16: all equal would take 1 chance in 4368**19.
+    assert len(draws) > 1
+    assert len({title for draw in draws for title in draw}) > 5
+
+
+def test_an_empty_catalogue_is_pending_and_queued_never_invented(db: Connection) -> None:
+    artist = insert_artist(db)
+    show = insert_show(db, artist, insert_venue(db))
+    db.execute("delete from pgmq.q_sync")
+    db.execute("delete from public.sync_pending_jobs")
+    answer = rpc(db, show)
+    assert answer == {
+        "show_id": str(show), "artist_id": str(artist), "status": "pending", "created": False,
+        "setlist_id": None, "songs": [], "pending_reason": "catalogue_empty", "job_queued": True,
+    }
+    assert scalar(db, "select count(*) from public.setlists") == 0
+    assert scalar(db, "select count(*) from public.setlist_songs") == 0
+    assert queued_setlist_jobs(db) == [str(show)]
+    rpc(db, show)  # asked again while pending: still one job
+    assert queued_setlist_jobs(db) == [str(show)]
+
+
+def test_unknown_show_is_not_found(db: Connection) -> None:
+    with pytest.raises(psycopg.errors.NoDataFound):
+        rpc(db, uuid.uuid4())
+
+
+def test_new_shows_and_new_songs_queue_the_job(db: Connection) -> None:
+    artist = insert_artist(db)
+    show = insert_show(db, artist, insert_venue(db))
+    cancelled = insert_show(db, artist, insert_venue(db, "The Fillmore", "San Francisco"), 40)
+    db.execute("update public.shows set status = 'cancelled' where id = %s", [cancelled])
+    assert queued_setlist_jobs(db) == [str(show), str(cancelled)]
+    db.execute("delete from pgmq.q_sync")
+    db.execute("delete from public.sync_pending_jobs")
+    # The catalogue arrives: the show still without a setlist is queued again.
+    insert_songs(db, artist, BAND_OF_HORSES_SONGS[:6])
+    assert queued_setlist_jobs(db) == [str(show)]
+
+
+def test_anon_may_call_the_rpc_through_postgrest(database_url: str, db: Connection) -> None:
+    stage = build_stage(db, on_setlist=0)
+    with request_as(database_url, "anon", commit=True) as conn:
+        assert rpc(conn, stage.show_id)["status"] == "ready"
+    assert len(setlist_rows(db, stage.show_id)) == 5
+    with request_as(database_url, "anon") as conn, pytest.raises(
+        psycopg.errors.InsufficientPrivilege
+    ):
+        conn.execute("insert into public.setlists (show_id, kind) values (%s, 'actual')",
+                     [stage.show_id])
+
+
+# -- the function ------------------------------------------------------------------
+
+
+def post(client: Client, body: Any, **headers: str) -> TestResponse:
+    return client.post("/create_setlist", data=json.dumps(body) if not isinstance(body, str)
+                       else body, headers=headers, content_type="application/json")
+
+
+def webhook(show_id: uuid.UUID | str, **changes: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "type": "INSERT", "table": "shows", "schema": "public",
+        "record": {"id": str(show_id), "artist_id": str(uuid.uuid4()), "status": "scheduled",
+                   "local_date": "2026-12-01"},
+        "old_record": None,
+    }
+    payload.update(changes)
+    return payload
+
+
+def test_function_direct_request(client: Client, db: Connection) -> None:
+    stage = build_stage(db, on_setlist=0)
+    response = post(client, {"show_id": str(stage.show_id)})
+    assert response.status_code == 200
+    assert response.json is not None
+    assert (response.json["status"], response.json["created"]) == ("ready", True)
+    assert len(response.json["songs"]) == 5
+    again = post(client, {"show_id": str(stage.show_id)})
+    assert again.status_code == 200 and again.json is not None
+    assert again.json["created"] is False
+    assert again.json["songs"] == response.json["songs"]
+
+
+def test_function_webhook_needs_the_internal_secret(client: Client, db: Connection) -> None:
+    stage = build_stage(db, on_setlist=0)
+    refused = post(client, webhook(stage.show_id))
+    assert refused.status_code == 401
+    wrong = post(client, webhook(stage.show_id), **{"X-Internal-Secret": "guess"})
+    assert wrong.status_code == 401
+    assert scalar(db, "select count(*) from public.setlists") == 0
+    accepted = post(client, webhook(stage.show_id), **{"X-Internal-Secret": INTERNAL_SECRET})
+    assert accepted.status_code == 200
+    assert len(setlist_rows(db, stage.show_id)) == 5
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        webhook(uuid.uuid4(), type="UPDATE"),
+        webhook(uuid.uuid4(), table="venues"),
+        webhook(uuid.uuid4(), record={"name": "no id"}),
+    ],
+)
+def test_function_refuses_other_webhooks(client: Client, db: Connection, body: Any) -> None:
+    response = post(client, body, **{"X-Internal-Secret": INTERNAL_SECRET})
+    assert response.status_code == 400
+    assert response.json is not None and "error" in response.json
+
+
+@pytest.mark.parametrize("body", ["{oops", {}, {"show_id": "nope"}, {"show_id": 7}, [1]])
+def test_function_malformed_is_400(client: Client, db: Connection, body: Any) -> None:
+    response = post(client, body)
+    assert response.status_code == 400
+    assert response.json is not None and response.json["error"]["code"] in (
+        "bad_request", "invalid_json")
+
+
+def test_function_unknown_show_is_404(client: Client, db: Connection) -> None:
+    response = post(client, {"show_id": str(uuid.uuid4())})
+    assert response.status_code == 404
+    assert response.json is not None
+    assert response.json["error"]["code"] == "show_not_found"
+
+
+def test_function_bad_token_is_401(client: Client, db: Connection) -> None:
+    stage = build_stage(db, on_setlist=0)
+    response = post(client, {"show_id": str(stage.show_id)}, Authorization="Bearer garbage")
+    assert response.status_code == 401
+    assert scalar(db, "select count(*) from public.setlists") == 0
+
+
+def _artist_on_spotify(db: Connection, spotify_id: str | None = BOH_SPOTIFY) -> uuid.UUID:
+    artist = insert_artist(db)
+    if spotify_id is not None:
+        db.execute("insert into public.artist_external_ids (source, external_id, artist_id)"
+                   " values ('spotify', %s, %s)", [spotify_id, artist])
+    return artist
+
+
+def test_function_imports_an_empty_catalogue_first(
+    client: Client, db: Connection, spotify: Upstream
+) -> None:
+    spotify.spotify_catalogue()
+    artist = _artist_on_spotify(db)
+    show = insert_show(db, artist, insert_venue(db))
+    response = post(client, {"show_id": str(show)})
+    assert response.status_code == 200
+    assert response.json is not None and response.json["status"] == "ready"
+    rows = setlist_rows(db, show)
+    assert len(rows) == 5
+    catalogue = {r["title"] for r in db.execute(
+        "select title from public.songs where artist_id = %s", [artist])}
+    assert "NW Apt." in catalogue  # from the Spotify payloads
+    assert {r["title"] for r in rows} <= catalogue
+
+
+def test_function_answers_pending_when_spotify_fails(
+    client: Client, db: Connection, spotify: Upstream
+) -> None:
+    spotify.add(_url(SPOTIFY, f"/artists/{BOH_SPOTIFY}/albums"), {"error": {"status": 503}}, 503)
+    artist = _artist_on_spotify(db)
+    show = insert_show(db, artist, insert_venue(db))
+    db.execute("delete from pgmq.q_sync")
+    db.execute("delete from public.sync_pending_jobs")
+    response = post(client, {"show_id": str(show)})
+    assert response.status_code == 202
+    assert response.json is not None
+    assert response.json == {
+        "show_id": str(show), "artist_id": str(artist), "status": "pending", "created": False,
+        "setlist_id": None, "songs": [], "pending_reason": "catalogue_unavailable",
+        "job_queued": True,
+    }
+    assert scalar(db, "select count(*) from public.setlist_songs") == 0
+    assert queued_setlist_jobs(db) == [str(show)]
+
+
+def test_function_answers_pending_without_a_spotify_id(client: Client, db: Connection) -> None:
+    artist = _artist_on_spotify(db, spotify_id=None)
+    show = insert_show(db, artist, insert_venue(db))
+    response = post(client, {"show_id": str(show)})
+    assert response.status_code == 202
+    assert response.json is not None and response.json["pending_reason"] == "no_spotify_id"
+    assert scalar(db, "select count(*) from public.setlists") == 0
+
+
+# -- the queue job --------------------------------------------------------------------
+
+
+def job_for(show: uuid.UUID) -> Job:
+    return Job(msg_id=0, kind="create_setlist", entity_id=show, attempt=1)
+
+
+def test_the_job_is_registered_and_imports_then_draws(db: Connection, spotify: Upstream) -> None:
+    assert handler_for("create_setlist") is setlists.create_setlist_job
+    spotify.spotify_catalogue()
+    artist = _artist_on_spotify(db)
+    show = insert_show(db, artist, insert_venue(db))
+    outcome = setlists.create_setlist_job(job_for(show))
+    assert outcome is not None
+    assert (outcome["status"], outcome["created"]) == ("ready", True)
+    assert len(setlist_rows(db, show)) == 5
+    again = setlists.create_setlist_job(job_for(show))
+    assert again is not None and again["created"] is False
+
+
+def test_the_job_lets_source_failures_through_for_a_retry(
+    db: Connection, spotify: Upstream
+) -> None:
+    spotify.add(_url(SPOTIFY, f"/artists/{BOH_SPOTIFY}/albums"), {"error": {"status": 502}}, 502)
+    artist = _artist_on_spotify(db)
+    show = insert_show(db, artist, insert_venue(db))
+    with pytest.raises(Exception, match="spotify"):
+        setlists.create_setlist_job(job_for(show))
+    assert scalar(db, "select count(*) from public.setlists") == 0
+
+
+def test_the_job_ends_pending_without_a_spotify_id(database_url: str, db: Connection) -> None:
+    artist = _artist_on_spotify(db, spotify_id=None)
+    show = insert_show(db, artist, insert_venue(db))
+    assert setlists.create_setlist_job(job_for(show)) == {
+        "status": "pending", "pending_reason": "no_spotify_id"}
+    assert setlists.create_setlist_job(job_for(uuid.uuid4())) == {"status": "show_not_found"}
+
