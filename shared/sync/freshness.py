@@ -19,9 +19,7 @@ JobKind = Literal[
 
 
 def is_fresh(conn: Connection, kind: JobKind, entity_id: uuid.UUID) -> bool:
-    row = conn.execute(
-        "select public.sync_is_fresh(%s, %s) as fresh", [kind, entity_id]
-    ).fetchone()
+    row = conn.execute("select public.sync_is_fresh(%s, %s) as fresh", [kind, entity_id]).fetchone()
     return bool(row and row["fresh"])
 
 

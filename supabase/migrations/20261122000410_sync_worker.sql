@@ -64,7 +64,7 @@ as $$
                                       next_due_at)
   values (sync_record_success.job_kind, sync_record_success.entity_id, now(), now(),
           now() + public.sync_ttl(sync_record_success.job_kind))
-  on conflict (job_kind, entity_id) do update
+  on conflict on constraint sync_state_pkey do update
     set last_attempt_at = excluded.last_attempt_at,
         last_success_at = excluded.last_success_at,
         next_due_at = excluded.next_due_at,
@@ -87,7 +87,7 @@ begin
                                       last_error)
   values (sync_record_failure.job_kind, sync_record_failure.entity_id, now(), now(),
           left(error, 2000))
-  on conflict (job_kind, entity_id) do update
+  on conflict on constraint sync_state_pkey do update
     set last_attempt_at = excluded.last_attempt_at,
         last_error_at = excluded.last_error_at,
         last_error = excluded.last_error;
