@@ -22,6 +22,8 @@ class StubServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.routes = {path: json.dumps(body).encode() for path, body in routes.items()}
         self.arrivals: list[tuple[str, float]] = []
+        # The client-side port of each request's connection.
+        self.client_ports: list[int] = []
         self.lock = threading.Lock()
 
     @property
@@ -50,6 +52,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         with self.server.lock:
             self.server.arrivals.append((path, arrived))
+            self.server.client_ports.append(self.client_address[1])
         body = self.server.routes.get(path)
         self.send_response(200 if body is not None else 404)
         payload = body if body is not None else b'{"code":404,"message":"not found"}'
