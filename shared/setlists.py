@@ -91,6 +91,13 @@ def cast_vote(claims: Claims, setlist_song_id: uuid.UUID, vote: bool) -> dict[st
     return answer
 
 
+def add_song(claims: Claims, show_id: uuid.UUID, song_id: uuid.UUID) -> dict[str, Any]:
+    """Add a song of the show's artist to its predicted setlist, as the token's user."""
+    answer = _call("select public.add_song(%s, %s) as answer", [show_id, song_id], claims)
+    log.info("song_added", show_id=str(show_id), song_id=str(song_id))
+    return answer
+
+
 # -- create_setlist -----------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ import pytest
 from pytest_httpx import HTTPXMock
 from werkzeug.test import Client
 
-from devstack.server import build_app
+from devstack.server import FUNCTIONS_DIR, build_app
 from shared.auth import reset_jwks_cache
 from shared.config import get_settings
 from shared.sync import sources
@@ -21,10 +21,18 @@ HS_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
 INTERNAL_SECRET = "internal-secret-for-database-webhooks-0123456789"
 
 
+# The functions these tests call; mounted alone so that another function's
+# work in progress cannot break them (tests/test_openapi.py mounts them all).
+FUNCTIONS = ("health", "create_setlist", "cast_vote", "add_song")
+
+
 @pytest.fixture(scope="session")
-def app_client() -> Client:
-    """Every function mounted at /<name>, exactly as the local server serves them."""
-    return Client(build_app())
+def app_client(tmp_path_factory: pytest.TempPathFactory) -> Client:
+    """The setlist functions mounted at /<name>, as the local server serves them."""
+    directory = tmp_path_factory.mktemp("functions")
+    for name in FUNCTIONS:
+        (directory / name).symlink_to(FUNCTIONS_DIR / name, target_is_directory=True)
+    return Client(build_app(directory))
 
 
 @pytest.fixture
