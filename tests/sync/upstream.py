@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import re
 import threading
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -23,6 +24,21 @@ SETLISTFM = "https://api.setlist.fm/rest/1.0"
 BOH_TM = "K8vZ9171ob7"
 BOH_SPOTIFY = "0OdUWJ0sBjDrqHygGUXeCF"
 BOH_MBID = "7cb5a2e9-e3a1-4b9f-9e5d-6b1bab0e6a3a"
+
+
+def future_events(first_day: date | None = None) -> dict[str, Any]:
+    """``tm_events_with_addons.json`` moved in time so its first concert is 30 days ahead."""
+    page: dict[str, Any] = payload("tm_events_with_addons.json")
+    events = page["_embedded"]["events"]
+    earliest = min(date.fromisoformat(e["dates"]["start"]["localDate"]) for e in events)
+    shift = (first_day or date.today() + timedelta(days=30)) - earliest
+    for event in events:
+        start = event["dates"]["start"]
+        start["localDate"] = (date.fromisoformat(start["localDate"]) + shift).isoformat()
+        if start.get("dateTime"):
+            moment = datetime.fromisoformat(start["dateTime"].replace("Z", "+00:00")) + shift
+            start["dateTime"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return page
 
 
 class SleepRecorder:
@@ -109,7 +125,7 @@ class Upstream:
         self.add(_url(TM, "/attractions.json"), body or payload("tm_attractions_search.json"))
 
     def tm_events(self, body: dict[str, Any] | None = None) -> None:
-        self.add(_url(TM, "/events.json"), body or payload("tm_events_with_addons.json"))
+        self.add(_url(TM, "/events.json"), body or future_events())
 
     # -- Spotify -----------------------------------------------------------------------------
 

@@ -1,0 +1,71 @@
+"""The sync engine's health: ``public.sync_monitoring()`` as JSON, and as rich tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from shared import db
+from shared.db import Connection
+
+
+def fetch_status(conn: Connection | None = None) -> dict[str, Any]:
+    """Per job kind and per provider, as the ``sync_status`` function answers it."""
+    if conn is None:
+        with db.transaction() as own:
+            return fetch_status(own)
+    row = conn.execute("select public.sync_monitoring() as status").fetchone()
+    status: dict[str, Any] = row["status"] if row else {}
+    return status
+
+
+def _cell(value: Any) -> str:
+    return "–" if value is None else str(value)
+
+
+def render(status: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    queue = status.get("queue", {})
+    jobs = Table(title=f"sync queue — {queue.get('depth', 0)} message(s)")
+    for column in (
+        "kind",
+        "depth",
+        "visible",
+        "in flight",
+        "delayed",
+        "oldest (s)",
+        "done 1h",
+        "failed 1h",
+        "avg ms",
+        "dead letters",
+    ):
+        jobs.add_column(column, justify="left" if column == "kind" else "right")
+    for job in status.get("jobs", []):
+        jobs.add_row(
+            job["kind"],
+            _cell(job["depth"]),
+            _cell(job["visible"]),
+            _cell(job["in_flight"]),
+            _cell(job["delayed"]),
+            _cell(job["oldest_age_seconds"]),
+            _cell(job["done_last_hour"]),
+            _cell(job["failed_last_hour"]),
+            _cell(job["avg_duration_ms"]),
+            _cell(job["dead_letters"]),
+        )
+    providers = Table(title="source APIs — last hour")
+    for column in ("provider", "calls", "errors", "error rate", "avg ms", "p95 ms"):
+        providers.add_column(column, justify="left" if column == "provider" else "right")
+    for provider in status.get("providers", []):
+        providers.add_row(
+            provider["provider"],
+            _cell(provider["calls_last_hour"]),
+            _cell(provider["errors_last_hour"]),
+            f"{float(provider['error_rate']):.1%}",
+            _cell(provider["avg_latency_ms"]),
+            _cell(provider["p95_latency_ms"]),
+        )
+    console.print(jobs)
+    console.print(providers)
