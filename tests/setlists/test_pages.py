@@ -1,0 +1,112 @@
+"""The show and artist page reads, as anon and as a signed-in fan, through PostgREST."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from tests.setlists.helpers import build_stage, cast_vote
+from tests.support.catalogue import insert_show, insert_venue
+from tests.support.db import Connection, create_user, request_as
+
+
+def show_page(url: str, show_id: uuid.UUID, user: uuid.UUID | None = None) -> dict[str, Any]:
+    role = "anon" if user is None else "authenticated"
+    with request_as(url, role, user) as conn:
+        row = conn.execute("select public.get_show_page(%s) as page", [show_id]).fetchone()
+    assert row is not None
+    page: dict[str, Any] = row["page"]
+    return page
+
+
+def artist_page(url: str, artist_id: uuid.UUID) -> dict[str, Any]:
+    with request_as(url, "anon") as conn:
+        row = conn.execute("select public.get_artist_page(%s) as page", [artist_id]).fetchone()
+    assert row is not None
+    page: dict[str, Any] = row["page"]
+    return page
+
+
+def test_show_page_orders_by_votes_then_position(database_url: str, db: Connection) -> None:
+    stage = build_stage(db)
+    fan, other = create_user(db), create_user(db)
+    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
+        cast_vote(conn, fan, stage.entries[3])
+        cast_vote(conn, other, stage.entries[3])
+        cast_vote(conn, fan, stage.entries[4])
+
+    page = show_page(database_url, stage.show_id)
+    assert page["show"]["id"] == str(stage.show_id)
+    assert page["artist"] == {
+        "id": str(stage.artist_id), "name": "Band of Horses", "image_url": None, "genres": [],
+        "spotify_url": None, "ticketmaster_url": None}
+    assert (page["venue"]["name"], page["venue"]["city"]) == ("Crypto.com Arena", "Los Angeles")
+    songs = page["predicted_setlist"]["songs"]
+    assert [s["setlist_song_id"] for s in songs] == [str(e) for e in (
+        stage.entries[3], stage.entries[4], stage.entries[0], stage.entries[1], stage.entries[2])]
+    assert [s["vote_count"] for s in songs] == [2, 1, 0, 0, 0]
+    assert songs[0]["title"] == "Blue Beard"
+    assert page["predicted_setlist"]["topic"] == f"setlist:{stage.setlist_id}"
+    # Anon: no votes of their own, nothing about who voted.
+    assert page["my_votes"] is None and page["votes_used"] is None
+    assert not any(s["voted"] for s in songs)
+    assert page["voting"]["open"] is True and page["voting"]["votes_limit"] == 10
+    assert page["actual_setlist"] is None
+
+    mine = show_page(database_url, stage.show_id, fan)
+    assert mine["my_votes"] == [str(stage.entries[3]), str(stage.entries[4])]
+    assert mine["votes_used"] == 2
+    assert [s["voted"] for s in mine["predicted_setlist"]["songs"]] == [
+        True, True, False, False, False]
+    theirs = show_page(database_url, stage.show_id, other)
+    assert theirs["my_votes"] == [str(stage.entries[3])]
+
+
+def test_show_page_with_the_played_setlist_and_no_prediction(
+    database_url: str, db: Connection
+) -> None:
+    stage = build_stage(db, on_setlist=0, days_ahead=-2)
+    setlist = db.execute(
+        "insert into public.setlists (show_id, kind, source_id, source_url)"
+        " values (%s, 'actual', '63de4613', 'https://www.setlist.fm/setlist/band-of-horses/x.html')"
+        " returning id", [stage.show_id]).fetchone()
+    assert setlist is not None
+    for position, song in enumerate(stage.song_ids[:3], start=1):
+        db.execute("insert into public.setlist_songs (setlist_id, song_id, position, encore)"
+                   " values (%s, %s, %s, %s)",
+                   [setlist["id"], song, position, 1 if position == 3 else None])
+    page = show_page(database_url, stage.show_id, create_user(db))
+    assert page["predicted_setlist"] is None
+    assert page["my_votes"] == []
+    assert page["voting"]["open"] is False
+    actual = page["actual_setlist"]
+    assert actual["source_url"].startswith("https://www.setlist.fm/")
+    assert [(s["title"], s["encore"]) for s in actual["songs"]] == [
+        ("Factory", None), ("Compliments", None), ("Laredo", 1)]
+
+
+def test_unknown_show_and_artist_are_not_found(database_url: str, db: Connection) -> None:
+    with pytest.raises(psycopg.errors.NoDataFound):
+        show_page(database_url, uuid.uuid4())
+    with pytest.raises(psycopg.errors.NoDataFound):
+        artist_page(database_url, uuid.uuid4())
+
+
+def test_artist_page_lists_upcoming_shows_by_date(database_url: str, db: Connection) -> None:
+    stage = build_stage(db, days_ahead=60)
+    later = stage.show_id
+    soon = insert_show(db, stage.artist_id, insert_venue(db, "Ryman Auditorium", "Nashville"), 3)
+    today = insert_show(db, stage.artist_id, insert_venue(db, "The Fillmore", "San Francisco"), 0)
+    insert_show(db, stage.artist_id, insert_venue(db, "9:30 Club", "Washington"), -1)
+    removed = insert_show(db, stage.artist_id, insert_venue(db, "Red Rocks", "Morrison"), 10)
+    db.execute("update public.shows set status = 'removed' where id = %s", [removed])
+
+    page = artist_page(database_url, stage.artist_id)
+    assert page["artist"]["name"] == "Band of Horses"
+    shows = page["upcoming_shows"]
+    assert [s["id"] for s in shows] == [str(today), str(soon), str(later)]
+    assert shows[1]["venue"]["name"] == "Ryman Auditorium"
