@@ -148,6 +148,8 @@ def up() -> None:
         env,
     )
     _wait_for_health()
+    # The queue worker: locally it runs as a loop (in production pg_cron calls run_jobs).
+    _start_process("worker", [python, "-m", "shared.sync.worker"], env)
     print(f"database   {url}")
     for name in function_names():
         print(f"function   {functions_url(name)}")
@@ -175,6 +177,7 @@ def _wait_for_health(timeout: float = 30.0) -> None:
 
 
 def stop() -> None:
+    _stop_process("worker")
     _stop_process("functions")
     dev_cluster().stop()
     print("stopped")
@@ -187,6 +190,25 @@ def status() -> None:
     if running:
         print(f"migration  {latest_version(cluster.url())}")
     print(f"functions  {'running' if _alive('functions') else 'stopped'}  {functions_url()}")
+    print(f"worker     {'running' if _alive('worker') else 'stopped'}  {LOCAL_DIR / 'worker.log'}")
+    if running:
+        _print_sync_status(cluster.url())
+
+
+def _print_sync_status(url: str) -> None:
+    """The sync engine's monitoring tables (queue per job kind, source APIs)."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from shared.sync.monitoring import render
+
+    try:
+        with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+            row = conn.execute("select public.sync_monitoring() as status").fetchone()
+    except psycopg.Error as error:
+        print(f"sync       status unavailable ({type(error).__name__}); run ./dev up to migrate")
+        return
+    render(row["status"] if row else {})
 
 
 def reset() -> None:
