@@ -116,8 +116,9 @@ def test_the_production_webhook_posts_with_the_secret_from_vault(db: Connection)
     db.execute("create schema net")
     db.execute("create table net.posts (url text, headers jsonb, body jsonb, timeout int)")
     db.execute(
-        "create function net.http_post(url text, body jsonb default '{}', params jsonb default '{}',"
-        " headers jsonb default '{}', timeout_milliseconds int default 5000) returns bigint"
+        "create function net.http_post(url text, body jsonb default '{}',"
+        " params jsonb default '{}', headers jsonb default '{}',"
+        " timeout_milliseconds int default 5000) returns bigint"
         " language sql as $$ insert into net.posts values (url, headers, body,"
         " timeout_milliseconds); select 1::bigint $$"
     )
