@@ -50,6 +50,7 @@ TABLES: dict[str, Rule] = {
     "sync_dead_letters": Rule(Access.BACKEND_ONLY, probe_column="failed_at"),
     "api_calls": Rule(Access.BACKEND_ONLY, probe_column="called_at"),
     "sync_pending_jobs": Rule(Access.BACKEND_ONLY, probe_column="enqueued_at"),
+    "source_rate_limits": Rule(Access.BACKEND_ONLY, probe_column="next_slot_at"),
     "sync_job_runs": Rule(Access.BACKEND_ONLY, probe_column="finished_at"),
 }
 
