@@ -1,0 +1,214 @@
+"""Ingest throughput: 10,000 shows with their venues and artists through the ingest RPCs,
+against COPY of the same rows into a scratch table; then the same ingest again,
+which must write nothing.
+
+Shows go through ``shared.sync.ingest.ingest_show_records`` exactly as the
+shows job sends them (artists in fill mode, venues, shows; batches of
+``--batch`` shows, one transaction each). "Rows written" is read from the
+database: catalogue rows whose xmin is newer than the run's start.
+
+The database is a throw-away local cluster with the migrations applied, or
+``--database-url`` / ``DATABASE_URL`` (a migrated database; the benchmark adds
+rows to it).
+
+    .venv/bin/python -m benchmarks.bench_ingest [--shows 10000] [--batch 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
+from pathlib import Path
+
+import psycopg
+
+from devstack.cluster import Cluster, free_port
+from devstack.migrate import apply_migrations, apply_platform
+from shared import db
+from shared.config import get_settings
+from shared.sources.records import ArtistRecord, ShowRecord, VenueRecord
+from shared.sync.ingest import ingest_show_records
+
+TABLES = (
+    "artists",
+    "artist_external_ids",
+    "venues",
+    "venue_external_ids",
+    "shows",
+    "show_external_ids",
+)
+
+
+@contextmanager
+def migrated_database(url: str | None) -> Iterator[str]:
+    if url is not None:
+        yield url
+        return
+    cluster = Cluster(Path(tempfile.mkdtemp(prefix="theset-bench-")), free_port())
+    # pg_cron (created by the migrations) must watch the database it is created in.
+    cluster.init({"fsync": "off", "max_connections": "100", "cron.database_name": "'bench'"})
+    cluster.start()
+    try:
+        with psycopg.connect(cluster.url(), autocommit=True) as admin:
+            admin.execute("create database bench")
+        apply_platform(cluster.url("bench"))
+        apply_migrations(cluster.url("bench"))
+        yield cluster.url("bench")
+    finally:
+        cluster.destroy()
+
+
+def make_shows(count: int, run: str) -> list[ShowRecord]:
+    """``count`` shows of count/20 artists at count/5 venues, over two years."""
+    artists = [
+        ArtistRecord(
+            name=f"Bench Artist {run} {i}",
+            ticketmaster_id=f"K8vB{run}{i:06d}",
+            image_url=f"https://s1.ticketm.net/dam/a/{i:06d}_16_9.jpg",
+            genres=("Rock",),
+            ticketmaster_url=f"https://www.ticketmaster.com/artist/{i}",
+        )
+        for i in range(max(1, count // 20))
+    ]
+    venues = [
+        VenueRecord(
+            name=f"Bench Hall {run} {i}",
+            city=f"City {i % 97}",
+            ticketmaster_id=f"KovB{run}{i:06d}",
+            state="State",
+            state_code="ST",
+            country="United States Of America",
+            country_code="US",
+            address=f"{i} Main St",
+            postal_code=f"{10000 + i}",
+            timezone="America/Chicago",
+            latitude=36.0 + (i % 100) / 100,
+            longitude=-86.0 - (i % 100) / 100,
+        )
+        for i in range(max(1, count // 5))
+    ]
+    first = date.today() + timedelta(days=7)
+    shows = []
+    for i in range(count):
+        artist = artists[i % len(artists)]
+        venue = venues[(i * 7919) % len(venues)]
+        shows.append(
+            ShowRecord(
+                ticketmaster_id=f"vvB{run}{i:08d}",
+                duplicate_ticketmaster_ids=(),
+                name=artist.name,
+                artist_ticketmaster_ids=(artist.ticketmaster_id or "",),
+                artists=(artist,),
+                venue=venue,
+                local_date=first + timedelta(days=(i // len(artists)) % 730),
+                local_time=None,
+                starts_at=None,
+                timezone="America/Chicago",
+                status="scheduled",
+                ticket_url=f"https://www.ticketmaster.com/event/vvB{run}{i:08d}",
+                image_url=None,
+                on_sale_at=None,
+            )
+        )
+    return shows
+
+
+def xid_marker(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("select txid_current() % 4294967296").fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def rows_written_since(url: str, marker: int) -> int:
+    total = 0
+    with psycopg.connect(url, autocommit=True) as conn:
+        for table in TABLES:
+            row = conn.execute(
+                f"select count(*) from public.{table} where xmin::text::bigint > %s",
+                [marker],
+            ).fetchone()
+            total += int(row[0]) if row else 0
+    return total
+
+
+def ingest_all(shows: list[ShowRecord], batch: int) -> float:
+    started = time.perf_counter()
+    for start in range(0, len(shows), batch):
+        with db.transaction() as conn:
+            ingest_show_records(conn, shows[start : start + batch])
+    return time.perf_counter() - started
+
+
+def copy_all(url: str, shows: list[ShowRecord]) -> float:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "create temporary table scratch_shows (event_id text, artist_tm_id text,"
+            " artist_name text, venue_tm_id text, venue_name text, city text, country_code text,"
+            " local_date date, status text, ticket_url text)"
+        )
+        started = time.perf_counter()
+        with conn.cursor() as cursor, cursor.copy("copy scratch_shows from stdin") as copy:
+            for show in shows:
+                copy.write_row(
+                    (
+                        show.ticketmaster_id,
+                        show.artists[0].ticketmaster_id,
+                        show.artists[0].name,
+                        show.venue.ticketmaster_id,
+                        show.venue.name,
+                        show.venue.city,
+                        show.venue.country_code,
+                        show.local_date,
+                        show.status,
+                        show.ticket_url,
+                    )
+                )
+        return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shows", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
+    args = parser.parse_args()
+
+    with migrated_database(args.database_url) as url:
+        os.environ["DATABASE_URL"] = url
+        get_settings.cache_clear()
+        db.close_pool()
+        shows = make_shows(args.shows, run=f"{int(time.time()) % 100000:05d}")
+        artists = len({s.artists[0].ticketmaster_id for s in shows})
+        venues = len({s.venue.ticketmaster_id for s in shows})
+        print(f"{len(shows)} shows, {artists} artists, {venues} venues; batches of {args.batch}")
+
+        marker = xid_marker(url)
+        ingest_seconds = ingest_all(shows, args.batch)
+        written = rows_written_since(url, marker)
+        copy_seconds = copy_all(url, shows)
+
+        ingest_rate = len(shows) / ingest_seconds
+        copy_rate = len(shows) / copy_seconds
+        print(f"ingest RPCs : {ingest_rate:10,.0f} shows/s  ({ingest_seconds:.2f} s,"
+              f" {written} catalogue rows written)")
+        print(f"COPY        : {copy_rate:10,.0f} rows/s   ({copy_seconds:.2f} s)")
+        print(f"ratio       : COPY is {copy_rate / ingest_rate:.1f}x the ingest rate")
+
+        marker = xid_marker(url)
+        again_seconds = ingest_all(shows, args.batch)
+        again_written = rows_written_since(url, marker)
+        print(f"same ingest again: {len(shows) / again_seconds:,.0f} shows/s,"
+              f" rows written: {again_written} (must be 0)")
+        db.close_pool()
+        if again_written != 0:
+            raise SystemExit("unchanged input wrote rows")
+
+
+if __name__ == "__main__":
+    main()
