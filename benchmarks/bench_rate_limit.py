@@ -39,7 +39,7 @@ from shared.sources.errors import Provider
 from shared.sources.setlistfm import SetlistFmClient
 from shared.sources.spotify import SpotifyClient
 from shared.sources.ticketmaster import TicketmasterClient
-from tests.sources.stub_server import most_in_any_window, stub_server
+from tests.sources.stub_server import most_in_any_window, stamp_send_time, stub_server
 
 MAX_SECONDS = 120.0
 STARTUP_TIMEOUT = 60.0
@@ -76,6 +76,8 @@ def worker(barrier: Barrier, seconds: float) -> None:
     tm = TicketmasterClient.from_settings(observer=observer)
     spotify = SpotifyClient.from_settings(observer=observer)
     setlistfm = SetlistFmClient.from_settings(observer=observer)
+    for client in (tm.http.client, spotify.http.client, setlistfm.http.client):
+        stamp_send_time(client)
     calls: list[Callable[[], object]] = [
         lambda: tm.get_venue("KovZpZAEvAJA"),
         lambda: spotify.get_artist("0OdUWJ0sBjDrqHygGUXeCF"),
@@ -120,17 +122,25 @@ class Figure:
     limit: float
     requests: int
     rate: float
-    busiest_second: int
+    # Most requests in any one second, by the clients' send times (what the
+    # limiter controls) and by the stub's arrival times (adds the stub's own
+    # scheduling delays, large on a loaded machine).
+    busiest_second_sent: int
+    busiest_second_arrived: int
 
     @property
     def ok(self) -> bool:
-        return self.busiest_second <= self.limit and 0.9 * self.limit <= self.rate <= self.limit
+        return (
+            self.busiest_second_sent <= self.limit and 0.9 * self.limit <= self.rate <= self.limit
+        )
 
 
-def figure(provider: Provider, limit: float, arrivals: list[float]) -> Figure:
-    span = arrivals[-1] - arrivals[0] if len(arrivals) > 1 else 0.0
-    rate = (len(arrivals) - 1) / span if span > 0 else 0.0
-    return Figure(provider, limit, len(arrivals), rate, most_in_any_window(arrivals))
+def figure(provider: Provider, limit: float, sent: list[float], arrived: list[float]) -> Figure:
+    span = sent[-1] - sent[0] if len(sent) > 1 else 0.0
+    rate = (len(sent) - 1) / span if span > 0 else 0.0
+    return Figure(
+        provider, limit, len(sent), rate, most_in_any_window(sent), most_in_any_window(arrived)
+    )
 
 
 def main() -> int:
@@ -178,19 +188,25 @@ def main() -> int:
                     process.kill()
                     process.join()
         figures = [
-            figure(provider, limits[provider], server.arrival_times(PREFIXES[provider]))
+            figure(
+                provider,
+                limits[provider],
+                server.sent_times(PREFIXES[provider]),
+                server.arrival_times(PREFIXES[provider]),
+            )
             for provider in limits
         ]
 
     print(f"{args.workers} worker processes, {seconds:.0f} s, limiter: Postgres reserve_rate_slot")
     print(
         f"{'provider':<13}{'limit/s':>8}{'requests':>10}{'rate/s':>9}{'of limit':>10}"
-        f"{'max in 1 s':>12}  verdict"
+        f"{'max/1s sent':>13}{'max/1s arrived':>16}  verdict"
     )
     for f in figures:
         print(
             f"{f.provider:<13}{f.limit:>8.2f}{f.requests:>10}{f.rate:>9.2f}"
-            f"{f.rate / f.limit:>10.1%}{f.busiest_second:>12}  {'ok' if f.ok else 'FAIL'}"
+            f"{f.rate / f.limit:>10.1%}{f.busiest_second_sent:>13}{f.busiest_second_arrived:>16}"
+            f"  {'ok' if f.ok else 'FAIL'}"
         )
     return 0 if all(f.ok for f in figures) else 1
 

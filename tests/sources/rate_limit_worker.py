@@ -11,12 +11,16 @@ import sys
 
 from shared.sources.setlistfm import SetlistFmClient
 from shared.sources.ticketmaster import TicketmasterClient
+from tests.sources.stub_server import stamp_send_time
 
 
 def main() -> None:
     provider, calls = sys.argv[1], int(sys.argv[2])
     tm = TicketmasterClient.from_settings() if provider == "ticketmaster" else None
     setlistfm = SetlistFmClient.from_settings() if provider == "setlistfm" else None
+    for client in (tm, setlistfm):
+        if client is not None:
+            stamp_send_time(client.http.client)
     print("ready", flush=True)
     sys.stdin.readline()
     for _ in range(calls):

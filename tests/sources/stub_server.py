@@ -14,6 +14,23 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
+
+SENT_AT_HEADER = "X-Sent-At"
+
+
+def stamp_send_time(client: httpx.Client) -> None:
+    """Make ``client`` tell the stub when it sent each request.
+
+    On a loaded machine the stub's own threads may see a request late; the
+    send time is what the limiter controls.
+    """
+
+    def stamp(request: httpx.Request) -> None:
+        request.headers[SENT_AT_HEADER] = repr(time.time())
+
+    client.event_hooks["request"] = [*client.event_hooks["request"], stamp]
+
 
 class StubServer(ThreadingHTTPServer):
     daemon_threads = True
@@ -24,6 +41,8 @@ class StubServer(ThreadingHTTPServer):
         self.arrivals: list[tuple[str, float]] = []
         # The client-side port of each request's connection.
         self.client_ports: list[int] = []
+        # When the client says it sent each request (``X-Sent-At``, epoch seconds).
+        self.sent: list[tuple[str, float]] = []
         self.lock = threading.Lock()
 
     @property
@@ -34,6 +53,10 @@ class StubServer(ThreadingHTTPServer):
     def arrival_times(self, prefix: str) -> list[float]:
         with self.lock:
             return sorted(t for path, t in self.arrivals if path.startswith(prefix))
+
+    def sent_times(self, prefix: str) -> list[float]:
+        with self.lock:
+            return sorted(t for path, t in self.sent if path.startswith(prefix))
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -53,6 +76,9 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.arrivals.append((path, arrived))
             self.server.client_ports.append(self.client_address[1])
+            sent_at = self.headers.get(SENT_AT_HEADER)
+            if sent_at is not None:
+                self.server.sent.append((path, float(sent_at)))
         body = self.server.routes.get(path)
         self.send_response(200 if body is not None else 404)
         payload = body if body is not None else b'{"code":404,"message":"not found"}'

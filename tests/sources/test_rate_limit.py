@@ -103,3 +103,38 @@ def test_clients_sleep_until_their_slot(httpx_mock: HTTPXMock, clock: FakeClock)
 
     assert tm_sleeps == pytest.approx([1 / (5 * RATE_HEADROOM)] * 2)
     assert clock.sleeps == pytest.approx([1 / (2 * RATE_HEADROOM)] * 2)
+
+
+def test_a_request_that_wakes_up_late_takes_a_new_slot(
+    httpx_mock: HTTPXMock, clock: FakeClock
+) -> None:
+    limiter = InMemoryRateLimiter(clock=clock.time)
+    limiter.reserve("ticketmaster", 5 * RATE_HEADROOM)  # someone else holds the current slot
+    oversleeps = [0.1]
+
+    def sleep(seconds: float) -> None:
+        # The first wake-up comes 100 ms late, as on an overloaded machine.
+        clock.sleep(seconds + (oversleeps.pop() if oversleeps else 0.0))
+
+    tm = TicketmasterClient(
+        api_key=SecretStr(TM_KEY),
+        base_url=TM_BASE,
+        requests_per_second=5,
+        timeout_seconds=10,
+        limiter=limiter,
+        observer=CollectingObserver(),
+        sleep=sleep,
+        clock=clock.time,
+    )
+    httpx_mock.add_response(
+        url=f"{TM_BASE}/venues/KovZpZAEvAJA.json?apikey={TM_KEY}", json=payload("tm_venue.json")
+    )
+
+    with tm:
+        tm.get_venue("KovZpZAEvAJA")
+
+    spacing = 1 / (5 * RATE_HEADROOM)
+    # Missed slot 1 (woke at 1 + 0.1), so the request went out in slot 2.
+    assert clock.sleeps == pytest.approx([spacing + 0.1, spacing - 0.1])
+    assert clock.now == pytest.approx(NOW + 2 * spacing)
+    assert len(httpx_mock.get_requests()) == 1
