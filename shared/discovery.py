@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import flask
+import psycopg
 from pydantic import SecretStr
 
 from shared import db
@@ -208,16 +209,21 @@ def sync_my_artists(claims: Claims, spotify_token: SecretStr | None, *, force: b
             ) from None
         raise
     records = [artist_from_spotify(a) for a in top] + [artist_from_spotify(a) for a in followed]
-    with db.transaction() as conn:
-        resolved = ingest_artists(conn, records, mode="fill") if records else []
-        ids = [r.id for r in resolved]
-        counts_row = conn.execute(
-            "select public.replace_user_artists(%s, %s::uuid[], %s::uuid[]) as counts",
-            [user_id, ids[: len(top)], ids[len(top) :]],
-        ).fetchone()
-        for artist_id in dict.fromkeys(ids):
-            if not is_fresh(conn, "artist_details", artist_id):
-                enqueue(conn, "artist_details", artist_id)
+    try:
+        with db.transaction() as conn:
+            resolved = ingest_artists(conn, records, mode="fill") if records else []
+            ids = [r.id for r in resolved]
+            counts_row = conn.execute(
+                "select public.replace_user_artists(%s, %s::uuid[], %s::uuid[]) as counts",
+                [user_id, ids[: len(top)], ids[len(top) :]],
+            ).fetchone()
+            for artist_id in dict.fromkeys(ids):
+                if not is_fresh(conn, "artist_details", artist_id):
+                    enqueue(conn, "artist_details", artist_id)
+    except psycopg.Error as error:
+        if error.sqlstate == "PT401":
+            raise Unauthorized("this account no longer exists", code="unknown_user") from None
+        raise
     counts = None if counts_row is None else dict(counts_row["counts"])
     log.info("user_artists_synced", top=len(top), followed=len(followed))
     return MyArtists(

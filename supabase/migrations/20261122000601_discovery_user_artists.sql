@@ -48,6 +48,7 @@ declare
   n_artist uuid[];
   n_relation text[];
   n_rank integer[];
+  failed_constraint text;
   top_count integer;
   followed_count integer;
 begin
@@ -56,9 +57,6 @@ begin
   end if;
   perform pg_catalog.pg_advisory_xact_lock(
     pg_catalog.hashtextextended('user_artists:' || p_user_id::text, 0));
-  if not exists (select 1 from auth.users u where u.id = p_user_id) then
-    raise exception 'this account no longer exists' using errcode = 'PT401', hint = 'unknown_user';
-  end if;
 
   -- The new rows, one per (artist, relation).
   select coalesce(array_agg(n.artist_id order by n.relation, n.rank, n.artist_id), '{}'),
@@ -80,11 +78,21 @@ begin
                       where n.artist_id = ua.artist_id and n.relation = ua.relation);
   get diagnostics removed = row_count;
 
-  insert into public.user_artists as ua (user_id, artist_id, relation, rank, synced_at)
-  select p_user_id, n.artist_id, n.relation, n.rank, now()
-    from unnest(n_artist, n_relation, n_rank) as n(artist_id, relation, rank)
-  on conflict (user_id, artist_id, relation) do update
-    set rank = excluded.rank, synced_at = excluded.synced_at;
+  begin
+    insert into public.user_artists as ua (user_id, artist_id, relation, rank, synced_at)
+    select p_user_id, n.artist_id, n.relation, n.rank, now()
+      from unnest(n_artist, n_relation, n_rank) as n(artist_id, relation, rank)
+    on conflict (user_id, artist_id, relation) do update
+      set rank = excluded.rank, synced_at = excluded.synced_at;
+  exception when foreign_key_violation then
+    get stacked diagnostics failed_constraint = constraint_name;
+    if failed_constraint = 'user_artists_user_id_fkey' then
+      -- The token was valid, but the account has been deleted since.
+      raise exception 'this account no longer exists'
+        using errcode = 'PT401', hint = 'unknown_user';
+    end if;
+    raise;
+  end;
 
   top_count := cardinality(array_remove(n_relation, 'followed'));
   followed_count := cardinality(n_relation) - top_count;

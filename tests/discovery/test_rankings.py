@@ -188,3 +188,29 @@ def test_every_discovery_rpc_is_stable_and_granted_to_the_api_roles(db: Connecti
         assert row["proconfig"] == ['search_path=""'], name
         assert (row["anon"], row["authenticated"], row["service"], row["public"]) == (
             True, True, True, False), name
+
+
+def test_replacing_user_artists_is_backend_only_and_keeps_the_best_rank(
+    database_url: str, db: Connection
+) -> None:
+    user = create_user(db)
+    first, second = artist(db, "Phish"), artist(db, "Band of Horses")
+    for role, user_id in [("anon", None), ("authenticated", user)]:
+        with request_as(database_url, role, user_id) as conn, pytest.raises(
+            psycopg.errors.InsufficientPrivilege
+        ):
+            conn.execute("select public.replace_user_artists(%s, %s, %s)",
+                         [user, [first], []])
+    with request_as(database_url, "service_role", commit=True) as conn:
+        row = conn.execute(
+            "select public.replace_user_artists(%s, %s::uuid[], %s::uuid[]) as counts",
+            [user, [second, first, second], [first, first]]).fetchone()
+    assert row is not None
+    assert row["counts"] == {"top": 2, "followed": 1, "removed": 0}
+    ranks = {(r["artist_id"], r["relation"]): r["rank"] for r in db.execute(
+        "select artist_id, relation, rank from public.user_artists where user_id = %s", [user])}
+    assert ranks == {(second, "top"): 1, (first, "top"): 2, (first, "followed"): None}
+    with pytest.raises(psycopg.Error) as raised:
+        db.execute("select public.replace_user_artists(%s, %s::uuid[], '{}')",
+                   [uuid.uuid4(), [first]])
+    assert raised.value.diag.message_hint == "unknown_user"

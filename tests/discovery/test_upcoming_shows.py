@@ -151,7 +151,7 @@ def test_the_default_cap_is_two_per_artist_and_page_size_twenty(
     assert len(answer["items"]) == 10
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+@pytest.mark.parametrize("seed", [1, 2])
 def test_walking_the_feed_returns_every_show_exactly_once(
     database_url: str, db: Connection, seed: int
 ) -> None:
