@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import Any
 
 import structlog
+from structlog.typing import EventDict, WrappedLogger
+
+# Bind this (a ``time.monotonic()`` reading) to give every line of a unit of
+# work its elapsed ``duration_ms``.
+STARTED_AT = "started_monotonic"
 
 _configured = False
 
@@ -22,6 +28,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            _elapsed_duration,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
@@ -32,6 +39,13 @@ def configure_logging(level: int = logging.INFO) -> None:
         cache_logger_on_first_use=True,
     )
     _configured = True
+
+
+def _elapsed_duration(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    started = event.pop(STARTED_AT, None)
+    if isinstance(started, float):
+        event.setdefault("duration_ms", round((time.monotonic() - started) * 1000))
+    return event
 
 
 def get_logger(name: str, **initial: Any) -> structlog.typing.FilteringBoundLogger:

@@ -43,7 +43,7 @@ import psycopg
 import structlog
 
 from shared import db
-from shared.logging import get_logger
+from shared.logging import STARTED_AT, get_logger
 from shared.sync.errors import is_permanent, retry_after_seconds
 from shared.sync.jobs import complete, running
 from shared.sync.registry import Job, handler_for
@@ -229,7 +229,11 @@ class Worker:
         message = row["message"] if isinstance(row["message"], dict) else {}
         kind = str(message.get("kind") or "?")
         with structlog.contextvars.bound_contextvars(
-            job_id=msg_id, kind=kind, entity=message.get("entity_id"), attempt=attempt
+            job_id=msg_id,
+            kind=kind,
+            entity=message.get("entity_id"),
+            attempt=attempt,
+            **{STARTED_AT: time.monotonic()},
         ):
             try:
                 entity_id = uuid.UUID(str(message.get("entity_id")))

@@ -195,6 +195,8 @@ def test_every_log_line_of_a_job_carries_its_context(
         assert line["kind"] == "artist_details"
         assert line["entity"] == str(artist_id)
         assert line["attempt"] == 1
+        assert isinstance(line["duration_ms"], int)
+        assert line["duration_ms"] >= 0
     assert isinstance(next(x for x in job_lines if x["event"] == "job_done")["duration_ms"], int)
     assert all("tmKey" not in json.dumps(line) for line in lines)
 
