@@ -29,7 +29,9 @@ Handler = Callable[[flask.Request], "flask.Response | tuple[Any, int] | dict[str
 # may call the functions.
 _CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Internal-Secret",
+    "Access-Control-Allow-Headers": (
+        "Authorization, Content-Type, X-Internal-Secret, X-Spotify-Token"
+    ),
     "Access-Control-Max-Age": "3600",
 }
 

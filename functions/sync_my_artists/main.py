@@ -50,8 +50,9 @@ def _spotify_token(request: flask.Request) -> SecretStr | None:
     return SecretStr(raw)
 
 
+@functions_framework.http
 @endpoint(["POST"])
-def _handle(request: flask.Request) -> flask.Response | dict[str, Any]:
+def sync_my_artists(request: flask.Request) -> flask.Response | dict[str, Any]:
     claims = authenticate(request)
     body = parse_json(request, SyncMyArtistsRequest)
     try:
@@ -60,14 +61,3 @@ def _handle(request: flask.Request) -> flask.Response | dict[str, Any]:
         return upstream_error_response(error)
     return result.as_dict()
 
-
-@functions_framework.http
-def sync_my_artists(request: flask.Request) -> flask.Response:
-    response = _handle(request)
-    # Browsers must be allowed to send the provider token header cross-origin.
-    allowed = response.headers.get("Access-Control-Allow-Headers", "")
-    if "x-spotify-token" not in allowed.lower():
-        response.headers["Access-Control-Allow-Headers"] = ", ".join(
-            part for part in (allowed, "X-Spotify-Token") if part
-        )
-    return response
