@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -411,3 +411,18 @@ def json_field(body: Any, *keys: str) -> Any:
             return None
         body = body.get(key)
     return body
+
+
+class SourceClient:
+    """What every provider client shares: its ``SourceHttp`` and its lifetime."""
+
+    http: SourceHttp
+
+    def close(self) -> None:
+        self.http.client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

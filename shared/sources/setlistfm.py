@@ -17,7 +17,15 @@ from pydantic import SecretStr
 from shared.config import Settings, get_settings
 from shared.sources.calllog import ApiCallLog, CallObserver
 from shared.sources.errors import ConfigurationError, NotFound
-from shared.sources.http import Clock, ModelT, RetryPolicy, Sleep, SourceHttp, build_http_client
+from shared.sources.http import (
+    Clock,
+    ModelT,
+    RetryPolicy,
+    Sleep,
+    SourceClient,
+    SourceHttp,
+    build_http_client,
+)
 from shared.sources.ratelimit import DatabaseRateLimiter, RateLimiter
 from shared.sources.setlistfm_models import Artist, ArtistsPage, Setlist, SetlistsPage
 
@@ -32,7 +40,7 @@ def format_setlistfm_date(day: date) -> str:
     return day.strftime("%d-%m-%Y")
 
 
-class SetlistFmClient:
+class SetlistFmClient(SourceClient):
     """Synchronous client; one instance per process reuses its connections."""
 
     def __init__(
@@ -86,15 +94,6 @@ class SetlistFmClient:
             observer=observer or ApiCallLog(),
             sleep=sleep,
         )
-
-    def close(self) -> None:
-        self.http.client.close()
-
-    def __enter__(self) -> SetlistFmClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # -- endpoints ---------------------------------------------------------------------------
 

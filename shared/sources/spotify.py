@@ -35,6 +35,7 @@ from shared.sources.http import (
     ModelT,
     RetryPolicy,
     Sleep,
+    SourceClient,
     SourceHttp,
     build_http_client,
     json_field,
@@ -81,7 +82,7 @@ class _CachedToken:
     refresh_at: float
 
 
-class SpotifyClient:
+class SpotifyClient(SourceClient):
     """Synchronous client; one instance per process shares its token and connections."""
 
     def __init__(
@@ -148,15 +149,6 @@ class SpotifyClient:
             observer=observer or ApiCallLog(),
             sleep=sleep,
         )
-
-    def close(self) -> None:
-        self.http.client.close()
-
-    def __enter__(self) -> SpotifyClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # -- catalogue (app token) ---------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from shared.sources.http import (
     ModelT,
     RetryPolicy,
     Sleep,
+    SourceClient,
     SourceHttp,
     build_http_client,
     json_field,
@@ -55,7 +56,7 @@ def format_ticketmaster_datetime(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class TicketmasterClient:
+class TicketmasterClient(SourceClient):
     """Synchronous client; one instance per process reuses its connections."""
 
     def __init__(
@@ -111,15 +112,6 @@ class TicketmasterClient:
             observer=observer or ApiCallLog(),
             sleep=sleep,
         )
-
-    def close(self) -> None:
-        self.http.client.close()
-
-    def __enter__(self) -> TicketmasterClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # -- endpoints ---------------------------------------------------------------------------
 
