@@ -1,0 +1,347 @@
+"""Votes per second on one hot song, through the cast_vote RPC and over HTTP.
+
+1. ``cast_vote`` through the RPC, exactly as PostgREST runs it (one
+   transaction: request claims and role, ``select public.cast_vote(...)``,
+   commit), by ``--clients`` concurrent clients (16), each a process with its
+   own connection and its own voters, all on one setlist song; against a plain
+   ``UPDATE public.setlist_songs SET vote_count = vote_count + 1`` on another
+   setlist song by as many clients. Prints votes/s of both and their ratio.
+2. The ``cast_vote`` function over HTTP: a real gunicorn server of
+   ``devstack.server:build_app()`` on 127.0.0.1 (as ``./dev up`` runs it:
+   gthread, 2 workers × 8 threads), ``--http-clients`` concurrent clients (50)
+   for ``--http-seconds``, each request a distinct voter's first vote on one of
+   the show's songs. Prints requests/s, p50 and p99 latency.
+
+Both end by checking that every count equals its rows in ``votes``.
+
+The database is a throw-away local cluster with the migrations applied
+(durable settings: fsync and synchronous_commit on, as in production), or
+``--database-url`` / ``DATABASE_URL`` (an already migrated database; the
+benchmark leaves its demo rows there). Everything stops by itself.
+
+    .venv/bin/python -m benchmarks.bench_votes [--seconds 5] [--http-seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from psycopg.rows import dict_row
+
+from devstack.cluster import Cluster, free_port
+from devstack.migrate import PROJECT_ROOT, apply_migrations, apply_platform
+from devstack.tokens import mint_local_token
+from shared.db import Connection
+
+MAX_SECONDS = 60.0
+STARTUP_TIMEOUT = 60.0
+SUPABASE_URL = "http://127.0.0.1:54321"
+JWT_SECRET = "bench-only-jwt-secret-with-at-least-32-characters"  # noqa: S105 (local only)
+# Real Band of Horses songs.
+SONGS = ["The Funeral", "Is There a Ghost", "Laredo", "No One's Gonna Love You", "Factory",
+         "Casual Party", "Ode to LRC", "The Great Salt Lake"]
+
+
+@dataclass(frozen=True)
+class Stage:
+    hot: uuid.UUID  # the RPC's hot setlist song
+    plain: uuid.UUID  # the plain UPDATE's row, another setlist's song
+    http_songs: list[uuid.UUID]  # the HTTP phase's show's setlist songs
+
+
+# -- the database -----------------------------------------------------------------
+
+
+@contextmanager
+def database(url: str | None) -> Iterator[str]:
+    if url:
+        yield url
+        return
+    cluster = Cluster(Path(tempfile.mkdtemp(prefix="theset-bench-votes-")), free_port())
+    cluster.init({"max_connections": "200", "log_min_messages": "warning"})
+    cluster.start()
+    try:
+        apply_platform(cluster.url())
+        apply_migrations(cluster.url())
+        yield cluster.url()
+    finally:
+        cluster.destroy()
+
+
+def _one(conn: Connection, sql: str, params: Sequence[object]) -> Any:
+    row = conn.execute(sql, list(params)).fetchone()
+    assert row is not None
+    return next(iter(row.values()))
+
+
+def prepare(url: str) -> Stage:
+    """Three shows of one artist far ahead, their predicted setlists drawn by the RPC."""
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        suffix = uuid.uuid4().hex[:8]
+        artist = _one(conn, "insert into public.artists (name) values (%s) returning id",
+                      [f"Band of Horses (bench {suffix})"])
+        for title in SONGS:
+            conn.execute("insert into public.songs (artist_id, title, title_key)"
+                         " values (%s, %s, lower(%s))", [artist, title, title])
+        setlists = []
+        for n, venue_name in enumerate(("Ryman Auditorium", "Red Rocks Amphitheatre",
+                                        "The Fillmore"), start=1):
+            venue = _one(conn, "insert into public.venues (name, city, country_code)"
+                         " values (%s, %s, 'US') returning id", [f"{venue_name} {suffix}", "Bench"])
+            show = _one(conn, "insert into public.shows (artist_id, venue_id, local_date)"
+                        " values (%s, %s, current_date + %s) returning id",
+                        [artist, venue, 100 + n])
+            answer = _one(conn, "select public.create_setlist(%s, false)", [show])
+            assert isinstance(answer, dict) and answer["status"] == "ready"
+            setlists.append([uuid.UUID(s["setlist_song_id"]) for s in answer["songs"]])
+    return Stage(hot=setlists[0][0], plain=setlists[1][0], http_songs=setlists[2])
+
+
+def create_users(url: str, count: int) -> list[str]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "insert into auth.users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data)"
+            " select id, 'authenticated', 'authenticated', id::text || '@bench.example.com',"
+            " '{\"provider\": \"email\"}', '{}'"
+            " from (select gen_random_uuid() as id from generate_series(1, %s)) g returning id",
+            [count]).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def counts_are_exact(url: str, songs: Sequence[uuid.UUID]) -> bool:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "select bool_and(ss.vote_count = (select count(*) from public.votes v"
+            "                                  where v.setlist_song_id = ss.id))"
+            " from public.setlist_songs ss where ss.id = any(%s)", [list(songs)]).fetchone()
+    return bool(row and row[0])
+
+
+# -- phase 1: the RPC against a plain UPDATE ---------------------------------------------
+
+
+def _rpc_client(url: str, song: str, voters: list[str], barrier: Barrier, seconds: float,
+                results: Queue[tuple[int, int]]) -> None:
+    done = failed = 0
+    with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
+        barrier.wait()
+        deadline = time.perf_counter() + seconds
+        for voter in voters:
+            if time.perf_counter() >= deadline:
+                break
+            claims = json.dumps({"sub": voter, "role": "authenticated", "aud": "authenticated"})
+            try:
+                # Pipelined, as shared.setlists sends it: the commit follows the
+                # call without waiting for a round trip while the row is locked.
+                with conn.pipeline(), conn.transaction():
+                    conn.execute("select set_config('request.jwt.claims', %s, true),"
+                                 " set_config('role', 'authenticated', true)", [claims])
+                    conn.execute("select public.cast_vote(%s, true)", [song])
+                done += 1
+            except psycopg.Error:
+                failed += 1
+    results.put((done, failed))
+
+
+def _plain_client(url: str, song: str, voters: list[str], barrier: Barrier, seconds: float,
+                  results: Queue[tuple[int, int]]) -> None:
+    done = 0
+    with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
+        barrier.wait()
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            conn.execute("update public.setlist_songs set vote_count = vote_count + 1"
+                         " where id = %s", [song])
+            done += 1
+    results.put((done, 0))
+
+
+def run_clients(target: object, url: str, song: uuid.UUID, voters: list[str], clients: int,
+                seconds: float) -> tuple[float, int]:
+    """Votes per second over the clients' common measured window, and failures."""
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(clients + 1)
+    results: Queue[tuple[int, int]] = context.Queue()
+    slices = [voters[i::clients] for i in range(clients)]
+    processes = [context.Process(target=target,  # type: ignore[arg-type]
+                                 args=(url, str(song), slices[i], barrier, seconds, results))
+                 for i in range(clients)]
+    for process in processes:
+        process.start()
+    barrier.wait(timeout=STARTUP_TIMEOUT)
+    started = time.perf_counter()
+    totals = [results.get(timeout=seconds + STARTUP_TIMEOUT) for _ in processes]
+    elapsed = time.perf_counter() - started
+    for process in processes:
+        process.join(timeout=STARTUP_TIMEOUT)
+    return sum(d for d, _ in totals) / elapsed, sum(f for _, f in totals)
+
+
+# -- phase 2: the function over HTTP ---------------------------------------------------------
+
+
+@contextmanager
+def functions_server(url: str) -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": url, "SUPABASE_URL": SUPABASE_URL,
+           "SUPABASE_JWT_SECRET": JWT_SECRET, "INTERNAL_SECRET": uuid.uuid4().hex,
+           "DATABASE_POOL_MAX_SIZE": "8"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "devstack.server:build_app()",
+         "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread", "--workers", "2",
+         "--threads", "8", "--log-level", "warning"],
+        cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("the functions server did not start")
+            time.sleep(0.2)
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@dataclass
+class HttpFigures:
+    requests: int
+    failures: int
+    elapsed: float
+    latencies: list[float]
+
+
+async def _http_load(base: str, work: list[tuple[str, str]], clients: int,
+                     seconds: float) -> HttpFigures:
+    latencies: list[float] = []
+    failures = 0
+    queue = iter(work)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+        deadline = time.perf_counter() + seconds
+
+        async def one_client() -> None:
+            nonlocal failures
+            for token, song in queue:
+                if time.perf_counter() >= deadline:
+                    return
+                sent = time.perf_counter()
+                response = await client.post(
+                    "/cast_vote", json={"setlist_song_id": song},
+                    headers={"Authorization": f"Bearer {token}"})
+                latencies.append(time.perf_counter() - sent)
+                if response.status_code != 200:
+                    failures += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one_client() for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+    return HttpFigures(len(latencies), failures, elapsed, latencies)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+# -- main ----------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=float, default=5.0, help="each database phase")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=2, help="RPC and UPDATE phases, alternated")
+    parser.add_argument("--http-seconds", type=float, default=10.0)
+    parser.add_argument("--http-clients", type=int, default=50)
+    parser.add_argument("--voters", type=int, default=40_000,
+                        help="distinct voters for the RPC phase (each votes once)")
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
+    args = parser.parse_args(argv)
+    seconds = min(args.seconds, MAX_SECONDS)
+    http_seconds = min(args.http_seconds, MAX_SECONDS)
+
+    with database(args.database_url) as url:
+        stage = prepare(url)
+        voters = create_users(url, args.voters)
+        with psycopg.connect(url, autocommit=True) as conn:
+            setting = conn.execute("select current_setting('synchronous_commit')").fetchone()
+        print(f"cores {os.cpu_count()}, synchronous_commit {setting[0] if setting else '?'}")
+
+        # Alternate the two a few times: a shared machine's noise hits both alike.
+        rpc_rates: list[float] = []
+        plain_rates: list[float] = []
+        rpc_failed = 0
+        remaining = voters
+        for _ in range(args.rounds):
+            rate, failed = run_clients(_rpc_client, url, stage.hot, remaining, args.clients,
+                                       seconds)
+            used = int(rate * seconds) + args.clients
+            remaining = remaining[used:]
+            rpc_rates.append(rate)
+            rpc_failed += failed
+            plain_rates.append(run_clients(_plain_client, url, stage.plain, [], args.clients,
+                                           seconds)[0])
+        rpc_rate, plain_rate = statistics.fmean(rpc_rates), statistics.fmean(plain_rates)
+        exact = counts_are_exact(url, [stage.hot])
+        print(f"one hot song, {args.clients} clients, {args.rounds} rounds of {seconds:g} s each:")
+        print(f"  cast_vote RPC          {rpc_rate:9.0f} votes/s   rounds:"
+              f" {', '.join(f'{r:.0f}' for r in rpc_rates)}   (failures: {rpc_failed})")
+        print(f"  plain UPDATE +1        {plain_rate:9.0f} votes/s   rounds:"
+              f" {', '.join(f'{r:.0f}' for r in plain_rates)}")
+        print(f"  ratio RPC / plain      {rpc_rate / plain_rate:9.2f}")
+        print(f"  count == rows in votes {exact}")
+        if len(remaining) < args.clients * 10:
+            print("  (warning: the RPC clients ran out of voters; raise --voters)")
+
+        # A voter's first vote on each of the show's songs: 5 distinct votes per voter.
+        http_voters = create_users(url, max(2_000, int(http_seconds * 1_000 / 5)))
+        work = [(mint_local_token(voter, secret=JWT_SECRET, issuer=f"{SUPABASE_URL}/auth/v1"),
+                 str(song)) for voter in http_voters for song in stage.http_songs]
+        with functions_server(url) as base:
+            figures = asyncio.run(_http_load(base, work, args.http_clients, http_seconds))
+        exact = counts_are_exact(url, stage.http_songs)
+        print(f"cast_vote over HTTP (gunicorn gthread 2×8), {args.http_clients} clients,"
+              f" {http_seconds:g} s:")
+        print(f"  requests/s             {figures.requests / figures.elapsed:9.0f}"
+              f"   ({figures.requests} requests, {figures.failures} not 200)")
+        print(f"  latency p50            {percentile(figures.latencies, 0.50) * 1000:9.1f} ms")
+        print(f"  latency p99            {percentile(figures.latencies, 0.99) * 1000:9.1f} ms")
+        print(f"  mean                   {statistics.fmean(figures.latencies) * 1000:9.1f} ms")
+        print(f"  counts == rows in votes {exact}")
+        if figures.requests >= len(work):
+            print("  (warning: the HTTP clients ran out of voters)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
