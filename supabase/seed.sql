@@ -252,3 +252,12 @@ from predicted where (2 * g + position) % 4 = 1;
 -- Exact counts whatever vote triggers exist.
 update public.setlist_songs ss
 set vote_count = (select count(*) from public.votes v where v.setlist_song_id = ss.id);
+
+-- The demo artists' ids are fake: mark every sync of theirs fresh for ever so
+-- the local worker and the pg_cron schedules never send them to the sources.
+insert into public.sync_state (job_kind, entity_id, last_attempt_at, last_success_at, next_due_at)
+select kind, a.id, now(), now(), 'infinity'
+from public.artists a
+cross join unnest(array['artist_details', 'artist_shows', 'artist_catalogue',
+                        'artist_popularity']) as kind
+where a.name like '% (Demo)';

@@ -189,3 +189,10 @@ def test_demo_users_have_top_and_followed_artists(seeded: Connection) -> None:
         assert by_key[(user, "top")] == [1, 2, 3, 4, 5]
         assert by_key[(user, "followed")]
         assert all(rank is None for rank in by_key[(user, "followed")])
+
+
+def test_demo_artists_are_never_sent_to_the_sources(seeded: Connection) -> None:
+    queued = seeded.execute(
+        "select public.enqueue_stale_artists(100) + public.enqueue_stale_shows(100) as n"
+    ).fetchone()
+    assert queued == {"n": 0}
