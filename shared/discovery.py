@@ -7,14 +7,12 @@ share with each other (and with tests) lives here. SQL is only RPC calls
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-import flask
 import psycopg
 from pydantic import SecretStr
 
@@ -24,32 +22,16 @@ from shared.logging import get_logger
 from shared.sources import errors as source_errors
 from shared.sources.records import ArtistRecord, artist_from_spotify, artist_from_ticketmaster
 from shared.sync import sources
-from shared.sync.errors import api_error_for, retry_after_seconds
 from shared.sync.freshness import is_fresh, record_failure
 from shared.sync.ingest import ingest_artists
 from shared.sync.queue import enqueue
-from shared.web import ApiError, Forbidden, Unauthorized, error_response
+from shared.web import ApiError, Forbidden, Unauthorized
 
 log = get_logger(__name__)
 
 USER_ARTISTS: Final = "user_artists"
 # Preference when an attraction's ids point at different artists of ours.
 _SOURCE_ORDER = ("ticketmaster", "spotify", "musicbrainz")
-
-
-def upstream_error_response(error: source_errors.SourceError) -> flask.Response:
-    """A source failure as a JSON answer: 503 (+ Retry-After when known) or 502.
-
-    Rate limits and exhausted quotas are 503 with ``details.retry_after_seconds``
-    and a ``Retry-After`` header when the source said how long; anything else
-    the source did wrong is 502. Messages never carry the source's text (a
-    Ticketmaster quota 429 quotes the API key).
-    """
-    answer = error_response(api_error_for(error))
-    wait = retry_after_seconds(error)
-    if answer.status_code == 503 and wait is not None:
-        answer.headers["Retry-After"] = str(max(1, math.ceil(wait)))
-    return answer
 
 
 # -- search ---------------------------------------------------------------------------------

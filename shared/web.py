@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import hmac
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import flask
@@ -49,6 +49,7 @@ class ApiError(Exception):
         code: str | None = None,
         details: Any = None,
         status: int | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -57,6 +58,7 @@ class ApiError(Exception):
         if status is not None:
             self.status = status
         self.details = details
+        self.headers = dict(headers or {})
 
 
 class BadRequest(ApiError):
@@ -87,7 +89,9 @@ def error_response(error: ApiError) -> flask.Response:
     body: dict[str, Any] = {"code": error.code, "message": error.message}
     if error.details is not None:
         body["details"] = error.details
-    return json_response({"error": body}, error.status)
+    response = json_response({"error": body}, error.status)
+    response.headers.update(error.headers)
+    return response
 
 
 def json_response(payload: Any, status: int = 200) -> flask.Response:

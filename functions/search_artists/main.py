@@ -20,8 +20,8 @@ import functions_framework
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.discovery import search_artists as run_search
-from shared.discovery import upstream_error_response
 from shared.sources.errors import SourceError
+from shared.sync.errors import api_error_for
 from shared.web import endpoint, parse_query
 
 
@@ -39,5 +39,5 @@ def search_artists(request: flask.Request) -> flask.Response | dict[str, Any]:
     try:
         found = run_search(query.q, query.limit)
     except SourceError as error:
-        return upstream_error_response(error)
+        raise api_error_for(error) from None
     return {"query": query.q, "items": [artist.as_dict() for artist in found]}

@@ -27,8 +27,8 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 from shared.auth import authenticate
 from shared.discovery import sync_my_artists as run_sync
-from shared.discovery import upstream_error_response
 from shared.sources.errors import SourceError
+from shared.sync.errors import api_error_for
 from shared.web import endpoint, parse_json
 
 # A Spotify access token is ~200-300 characters; anything far longer is garbage.
@@ -58,6 +58,6 @@ def sync_my_artists(request: flask.Request) -> flask.Response | dict[str, Any]:
     try:
         result = run_sync(claims, _spotify_token(request), force=body.force)
     except SourceError as error:
-        return upstream_error_response(error)
+        raise api_error_for(error) from None
     return result.as_dict()
 

@@ -66,11 +66,19 @@ def api_error_for(error: source_errors.SourceError) -> ApiError:
         return NotFound(f"{provider} does not know this artist", code="not_found_upstream")
     if isinstance(error, source_errors.RateLimited | source_errors.QuotaExhausted):
         wait = retry_after_seconds(error)
+        if wait is None:
+            return ApiError(
+                f"{provider} is rate limiting us; try again later",
+                code="upstream_rate_limited",
+                status=503,
+            )
+        seconds = max(1, math.ceil(wait))
         return ApiError(
             f"{provider} is rate limiting us; try again later",
             code="upstream_rate_limited",
             status=503,
-            details=None if wait is None else {"retry_after_seconds": math.ceil(wait)},
+            details={"retry_after_seconds": seconds},
+            headers={"Retry-After": str(seconds)},
         )
     if isinstance(error, source_errors.ConfigurationError):
         return ApiError(
