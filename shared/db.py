@@ -21,16 +21,13 @@ from shared.config import get_settings
 
 Connection = psycopg.Connection[DictRow]
 
-# The roles PostgREST would switch to for a request; anything else in a token
-# is refused rather than trusted.
-_REQUEST_ROLES = frozenset({"anon", "authenticated"})
+# The roles PostgREST would switch to for a request, with the statement
+# timeouts Supabase gives them (PostgREST applies a role's settings per
+# request; ``set role`` alone would not). Any other role in a token is refused.
+_REQUEST_ROLE_TIMEOUTS = {"anon": "3s", "authenticated": "8s"}
 
 _pool: ConnectionPool[Connection] | None = None
 _pool_lock = threading.Lock()
-
-
-def _configure(conn: Connection) -> None:
-    conn.prepare_threshold = None
 
 
 def get_pool() -> ConnectionPool[Connection]:
@@ -42,7 +39,6 @@ def get_pool() -> ConnectionPool[Connection]:
                 settings.database_url,
                 connection_class=Connection,
                 kwargs={"row_factory": dict_row, "prepare_threshold": None},
-                configure=_configure,
                 min_size=1,
                 max_size=settings.database_pool_max_size,
                 open=True,
@@ -79,10 +75,11 @@ def transaction(claims: Mapping[str, Any] | None = None) -> Iterator[Connection]
 def act_as(conn: Connection, claims: Mapping[str, Any]) -> None:
     """Switch the current transaction to the request role described by ``claims``."""
     role = claims.get("role", "anon")
-    if role not in _REQUEST_ROLES:
+    if role not in _REQUEST_ROLE_TIMEOUTS:
         raise ValueError("unsupported request role")
-    # Exactly PostgREST's statement: setting ``role`` with set_config is ``set local role``.
+    # PostgREST's own statement: setting ``role`` with set_config is ``set local role``.
     conn.execute(
-        "select set_config('request.jwt.claims', %s, true), set_config('role', %s, true)",
-        [json.dumps(dict(claims)), role],
+        "select set_config('request.jwt.claims', %s, true), set_config('role', %s, true),"
+        " set_config('statement_timeout', %s, true)",
+        [json.dumps(dict(claims)), role, _REQUEST_ROLE_TIMEOUTS[role]],
     )

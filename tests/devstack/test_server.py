@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import tomllib
+
 import pytest
 from werkzeug.test import Client
 
-from devstack.migrate import latest_version
+from devstack.cli import DB_PORT, LOCAL_SUPABASE_URL
+from devstack.migrate import PROJECT_ROOT, SEED_FILE, latest_version
 from devstack.server import build_app, function_names
 from shared.config import get_settings
 from shared.db import close_pool
@@ -50,3 +53,11 @@ def test_health_answers_503_when_the_database_is_unreachable(
     assert response.json is not None
     assert response.json["error"]["code"] == "unavailable"
     assert "127.0.0.1" not in response.get_data(as_text=True)
+
+
+def test_the_supabase_cli_config_matches_the_local_stack() -> None:
+    config = tomllib.loads((PROJECT_ROOT / "supabase" / "config.toml").read_text())
+    assert config["db"]["port"] == DB_PORT
+    assert config["db"]["major_version"] == 15
+    assert LOCAL_SUPABASE_URL.endswith(f":{config['api']['port']}")
+    assert (PROJECT_ROOT / "supabase" / config["db"]["seed"]["sql_paths"][0]) == SEED_FILE
