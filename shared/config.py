@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     setlistfm_requests_per_second: float = Field(default=2.0, gt=0)
 
     http_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Longest a source call waits for a rate-limit slot before failing with
+    # RateLimited (a request answers 503 + Retry-After). Request paths keep it
+    # short; the queue worker may set a longer one in its own environment.
+    source_max_slot_wait_seconds: float = Field(default=10.0, ge=0)
 
     @property
     def jwt_issuer(self) -> str:

@@ -56,7 +56,11 @@ class ClientError(SourceError):
 
 
 class RateLimited(SourceError):
-    """HTTP 429 for a short-term limit; ``retry_after`` is the wait the source asked for."""
+    """HTTP 429 for a short-term limit; ``retry_after`` is the wait the source asked for.
+
+    With ``status_code`` None nothing was sent: the shared rate limiter's next
+    free slot was further away than the call may wait (``retry_after``).
+    """
 
     def __init__(
         self,

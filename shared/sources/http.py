@@ -1,8 +1,10 @@
 """The one request machinery shared by the source clients.
 
-``SourceHttp.call`` does, for every attempt: reserve a rate-limit slot (and
-sleep until it), send, classify the answer into a typed error, validate the
-body with a pydantic model, and report the attempt to the call observer.
+``SourceHttp.call`` does, for every attempt: reserve a rate-limit slot and
+sleep until it (a slot further away than the policy's maximum slot wait is
+not reserved and the call fails at once with ``RateLimited``), send, classify
+the answer into a typed error, validate the body with a pydantic model, and
+report the attempt to the call observer.
 Tenacity retries the retryable failures (429 with a short enough wait, 5xx,
 timeouts, connection errors) with exponential backoff and jitter, bounded in
 attempts and in total waiting time. Sleeping goes through an injectable
@@ -30,6 +32,8 @@ from tenacity import (
     wait_random,
 )
 
+from shared.config import Settings
+from shared.logging import get_logger
 from shared.sources.calllog import ApiCall, CallObserver, Outcome
 from shared.sources.errors import (
     BadCredentials,
@@ -49,6 +53,8 @@ from shared.sources.ratelimit import RateLimiter
 # key in its query string: keep that logger quiet whatever the root level.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
+_log = get_logger("shared.sources.http")
+
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
 
 REDACTED = "[REDACTED]"
@@ -64,6 +70,8 @@ RATE_HEADROOM = 0.92
 MAX_SLOT_LATENESS_SECONDS = 0.04
 MAX_SLOT_RESERVATIONS = 3
 _MAX_ERROR_CHARS = 500
+# Longest a request path waits for a rate-limit slot (``SOURCE_MAX_SLOT_WAIT_SECONDS``).
+DEFAULT_MAX_SLOT_WAIT_SECONDS = 10.0
 
 Sleep = Callable[[float], None]
 Clock = Callable[[], float]
@@ -108,6 +116,28 @@ class RetryPolicy:
     backoff_jitter_seconds: float = 0.5
     # When a daily quota runs out without saying when it resets.
     default_quota_pause: timedelta = timedelta(hours=1)
+    # Longest wait for a rate-limit slot. A slot further away is not reserved
+    # (nobody else loses it) and the call raises RateLimited(retry_after=wait)
+    # without sending: a request answers 503 + Retry-After instead of sleeping
+    # past its timeout. None: wait however long it takes.
+    max_slot_wait_seconds: float | None = DEFAULT_MAX_SLOT_WAIT_SECONDS
+
+    def __post_init__(self) -> None:
+        if self.max_slot_wait_seconds is not None and self.max_slot_wait_seconds < 0:
+            raise ValueError("max_slot_wait_seconds must not be negative")
+
+
+def settings_retry_policy(
+    settings: Settings, max_slot_wait_seconds: float | None = None
+) -> RetryPolicy:
+    """The policy of a client built from the settings.
+
+    ``max_slot_wait_seconds`` overrides ``SOURCE_MAX_SLOT_WAIT_SECONDS`` (the
+    queue worker can afford a longer wait than a request).
+    """
+    if max_slot_wait_seconds is None:
+        max_slot_wait_seconds = settings.source_max_slot_wait_seconds
+    return RetryPolicy(max_slot_wait_seconds=max_slot_wait_seconds)
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -276,10 +306,16 @@ class SourceHttp:
         return result
 
     def _wait_for_slot(self, endpoint: str) -> None:
-        """Reserve a slot and sleep until it; reserve again if the wake-up came too late."""
+        """Reserve a slot and sleep until it; reserve again if the wake-up came too late.
+
+        Raises ``RateLimited`` (``status_code`` None, ``retry_after`` the wait)
+        when the next free slot is further away than the policy allows; no
+        slot is reserved then.
+        """
+        max_wait = self.retry.max_slot_wait_seconds
         for _ in range(MAX_SLOT_RESERVATIONS):
             reservation = self.limiter.reserve(
-                self.provider, self.requests_per_second * RATE_HEADROOM
+                self.provider, self.requests_per_second * RATE_HEADROOM, max_wait
             )
             if reservation.paused_until is not None:
                 raise QuotaExhausted(
@@ -289,6 +325,22 @@ class SourceHttp:
                     + reservation.paused_until.isoformat(),
                     reset_at=reservation.paused_until,
                     status_code=None,
+                )
+            if not reservation.reserved:
+                _log.warning(
+                    "source_slot_too_far",
+                    provider=self.provider,
+                    endpoint=endpoint,
+                    wait_seconds=round(reservation.wait_seconds, 3),
+                    max_wait_seconds=max_wait,
+                )
+                raise RateLimited(
+                    self.provider,
+                    endpoint,
+                    f"next request slot is {reservation.wait_seconds:.1f} s away,"
+                    f" more than the {max_wait} s this call may wait",
+                    status_code=None,
+                    retry_after=reservation.wait_seconds,
                 )
             slot = self.clock() + reservation.wait_seconds
             if reservation.wait_seconds > 0:
@@ -357,6 +409,10 @@ class SourceHttp:
 
     def _should_retry(self, exc: BaseException) -> bool:
         if isinstance(exc, RateLimited):
+            if exc.status_code is None:
+                # Our own limiter refused a slot too far away: waiting for it
+                # here is exactly what the bound forbids.
+                return False
             return exc.retry_after is None or exc.retry_after <= self.retry.max_retry_after_seconds
         return isinstance(exc, UpstreamError)
 

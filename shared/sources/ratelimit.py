@@ -12,6 +12,11 @@ instance and worker shares, and a row lock makes the reservation atomic. The
 same row remembers a daily-quota pause (``public.pause_rate_limited_source``),
 so once Ticketmaster says the quota is gone, no process calls it again before
 the reset.
+
+A reservation may be bounded (``max_wait_seconds``): when the next free slot
+is further away than that, nothing is reserved and the caller learns the
+wait instead, so a burst of requests cannot book slots minutes ahead that
+requests which gave up in the meantime would waste.
 """
 
 from __future__ import annotations
@@ -31,17 +36,25 @@ from shared.sources.errors import Provider
 class Reservation:
     """Outcome of a slot reservation.
 
-    ``wait_seconds`` is how long to sleep before sending; when ``paused_until``
-    is set no slot was reserved and no call may be made before that time.
+    ``wait_seconds`` is how long to sleep before sending. When ``paused_until``
+    is set no slot was reserved and no call may be made before that time. When
+    ``reserved`` is false without a pause, the next free slot was more than
+    the maximum wait away: nothing was reserved, and ``wait_seconds`` says how
+    far away it was. ``slot_at`` is the reserved slot's time (limiters that
+    know it).
     """
 
     wait_seconds: float
     paused_until: datetime | None = None
+    reserved: bool = True
+    slot_at: datetime | None = None
 
 
 class RateLimiter(Protocol):
-    def reserve(self, provider: Provider, requests_per_second: float) -> Reservation:
-        """Reserve the provider's next request slot."""
+    def reserve(
+        self, provider: Provider, requests_per_second: float, max_wait_seconds: float | None = None
+    ) -> Reservation:
+        """Reserve the provider's next request slot, unless it is over ``max_wait_seconds`` away."""
         ...
 
     def pause_until(self, provider: Provider, until: datetime) -> None:
@@ -52,16 +65,22 @@ class RateLimiter(Protocol):
 class DatabaseRateLimiter:
     """Limiter shared by every process connected to the same database (the default)."""
 
-    def reserve(self, provider: Provider, requests_per_second: float) -> Reservation:
+    def reserve(
+        self, provider: Provider, requests_per_second: float, max_wait_seconds: float | None = None
+    ) -> Reservation:
         with db.transaction() as conn:
             row = conn.execute(
-                "select wait_seconds, paused_until from public.reserve_rate_slot(%s, %s)",
-                [provider, requests_per_second],
+                "select wait_seconds, paused_until, reserved, slot_at"
+                " from public.reserve_rate_slot(%s, %s, %s)",
+                [provider, requests_per_second, max_wait_seconds],
             ).fetchone()
         if row is None:  # the function always returns one row
             raise RuntimeError("reserve_rate_slot returned no row")
         return Reservation(
-            wait_seconds=float(row["wait_seconds"]), paused_until=row["paused_until"]
+            wait_seconds=float(row["wait_seconds"]),
+            paused_until=row["paused_until"],
+            reserved=bool(row["reserved"]),
+            slot_at=row["slot_at"],
         )
 
     def pause_until(self, provider: Provider, until: datetime) -> None:
@@ -78,17 +97,23 @@ class InMemoryRateLimiter:
         self._next_slot: dict[Provider, float] = {}
         self._paused_until: dict[Provider, datetime] = {}
 
-    def reserve(self, provider: Provider, requests_per_second: float) -> Reservation:
+    def reserve(
+        self, provider: Provider, requests_per_second: float, max_wait_seconds: float | None = None
+    ) -> Reservation:
         if requests_per_second <= 0:
             raise ValueError("requests_per_second must be positive")
+        if max_wait_seconds is not None and max_wait_seconds < 0:
+            raise ValueError("max_wait_seconds must not be negative")
         with self._lock:
             now = self._clock()
             paused_until = self._paused_until.get(provider)
             if paused_until is not None and paused_until.timestamp() > now:
-                return Reservation(wait_seconds=0.0, paused_until=paused_until)
+                return Reservation(wait_seconds=0.0, paused_until=paused_until, reserved=False)
             slot = max(self._next_slot.get(provider, now), now)
+            if max_wait_seconds is not None and slot - now > max_wait_seconds:
+                return Reservation(wait_seconds=slot - now, reserved=False)
             self._next_slot[provider] = slot + 1.0 / requests_per_second
-            return Reservation(wait_seconds=slot - now)
+            return Reservation(wait_seconds=slot - now, slot_at=datetime.fromtimestamp(slot, UTC))
 
     def pause_until(self, provider: Provider, until: datetime) -> None:
         with self._lock:

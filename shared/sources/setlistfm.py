@@ -25,6 +25,7 @@ from shared.sources.http import (
     SourceClient,
     SourceHttp,
     build_http_client,
+    settings_retry_policy,
 )
 from shared.sources.ratelimit import DatabaseRateLimiter, RateLimiter
 from shared.sources.setlistfm_models import Artist, ArtistsPage, Setlist, SetlistsPage
@@ -81,6 +82,7 @@ class SetlistFmClient(SourceClient):
         limiter: RateLimiter | None = None,
         observer: CallObserver | None = None,
         sleep: Sleep = time.sleep,
+        max_slot_wait_seconds: float | None = None,
     ) -> SetlistFmClient:
         settings = settings or get_settings()
         if settings.setlistfm_api_key is None:
@@ -93,6 +95,7 @@ class SetlistFmClient(SourceClient):
             limiter=limiter or DatabaseRateLimiter(),
             observer=observer or ApiCallLog(),
             sleep=sleep,
+            retry=settings_retry_policy(settings, max_slot_wait_seconds),
         )
 
     # -- endpoints ---------------------------------------------------------------------------

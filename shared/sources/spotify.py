@@ -40,6 +40,7 @@ from shared.sources.http import (
     build_http_client,
     json_field,
     parse_retry_after,
+    settings_retry_policy,
 )
 from shared.sources.ratelimit import DatabaseRateLimiter, RateLimiter
 from shared.sources.spotify_models import (
@@ -132,6 +133,7 @@ class SpotifyClient(SourceClient):
         limiter: RateLimiter | None = None,
         observer: CallObserver | None = None,
         sleep: Sleep = time.sleep,
+        max_slot_wait_seconds: float | None = None,
     ) -> SpotifyClient:
         settings = settings or get_settings()
         if not settings.spotify_client_id or settings.spotify_client_secret is None:
@@ -148,6 +150,7 @@ class SpotifyClient(SourceClient):
             limiter=limiter or DatabaseRateLimiter(),
             observer=observer or ApiCallLog(),
             sleep=sleep,
+            retry=settings_retry_policy(settings, max_slot_wait_seconds),
         )
 
     # -- catalogue (app token) ---------------------------------------------------------------

@@ -29,6 +29,7 @@ from shared.sources.http import (
     build_http_client,
     json_field,
     parse_retry_after,
+    settings_retry_policy,
 )
 from shared.sources.ratelimit import DatabaseRateLimiter, RateLimiter
 from shared.sources.ticketmaster_models import (
@@ -99,6 +100,7 @@ class TicketmasterClient(SourceClient):
         limiter: RateLimiter | None = None,
         observer: CallObserver | None = None,
         sleep: Sleep = time.sleep,
+        max_slot_wait_seconds: float | None = None,
     ) -> TicketmasterClient:
         settings = settings or get_settings()
         if settings.ticketmaster_api_key is None:
@@ -111,6 +113,7 @@ class TicketmasterClient(SourceClient):
             limiter=limiter or DatabaseRateLimiter(),
             observer=observer or ApiCallLog(),
             sleep=sleep,
+            retry=settings_retry_policy(settings, max_slot_wait_seconds),
         )
 
     # -- endpoints ---------------------------------------------------------------------------

@@ -27,13 +27,25 @@ revoke all on table public.source_rate_limits from public, anon, authenticated;
 grant select, insert, update, delete on table public.source_rate_limits to service_role;
 
 -- Reserve the provider's next request slot. Returns how long the caller must
--- wait before sending (0 when the slot is now), or, while the provider is
--- paused, the end of the pause and no slot.
+-- wait before sending (0 when the slot is now) and the slot's time, or, while
+-- the provider is paused, the end of the pause and no slot.
+--
+-- p_max_wait_seconds bounds the wait: when the next free slot is further away
+-- than that, nothing is reserved (next_slot_at does not move) and the answer
+-- is the wait with reserved = false, so the caller can give up (a request
+-- answers 503 + Retry-After) without booking a slot nobody will use. Null:
+-- no bound (a caller that will wait however long it takes).
 create or replace function public.reserve_rate_slot(
   p_provider text,
-  p_requests_per_second double precision
+  p_requests_per_second double precision,
+  p_max_wait_seconds double precision default null
 )
-returns table (wait_seconds double precision, paused_until timestamptz)
+returns table (
+  wait_seconds double precision,
+  paused_until timestamptz,
+  reserved boolean,
+  slot_at timestamptz
+)
 language plpgsql
 volatile
 security invoker
@@ -44,9 +56,14 @@ declare
   v_paused_until timestamptz;
   v_now timestamptz;
   v_slot timestamptz;
+  v_wait double precision;
 begin
   if p_requests_per_second is null or p_requests_per_second <= 0 then
     raise exception 'requests per second must be positive, got %', p_requests_per_second
+      using errcode = '22023';
+  end if;
+  if p_max_wait_seconds < 0 then
+    raise exception 'maximum wait must not be negative, got %', p_max_wait_seconds
       using errcode = '22023';
   end if;
 
@@ -63,17 +80,24 @@ begin
   -- must not count as time already waited.
   v_now := clock_timestamp();
   if v_paused_until > v_now then
-    return query select 0::double precision, v_paused_until;
+    return query select 0::double precision, v_paused_until, false, null::timestamptz;
     return;
   end if;
 
   v_slot := greatest(v_next_slot, v_now);
+  v_wait := extract(epoch from v_slot - v_now)::double precision;
+  if v_wait > p_max_wait_seconds then
+    -- Too far away: book nothing, say how long it would have been.
+    return query select v_wait, null::timestamptz, false, null::timestamptz;
+    return;
+  end if;
+
   update public.source_rate_limits as l
      set next_slot_at = v_slot + make_interval(secs => 1.0 / p_requests_per_second),
          paused_until = null
    where l.provider = p_provider;
 
-  return query select extract(epoch from v_slot - v_now)::double precision, null::timestamptz;
+  return query select v_wait, null::timestamptz, true, v_slot;
 end;
 $$;
 
@@ -96,9 +120,10 @@ begin
 end;
 $$;
 
-revoke execute on function public.reserve_rate_slot(text, double precision)
+revoke execute on function public.reserve_rate_slot(text, double precision, double precision)
   from public, anon, authenticated;
 revoke execute on function public.pause_rate_limited_source(text, timestamptz)
   from public, anon, authenticated;
-grant execute on function public.reserve_rate_slot(text, double precision) to service_role;
+grant execute on function public.reserve_rate_slot(text, double precision, double precision)
+  to service_role;
 grant execute on function public.pause_rate_limited_source(text, timestamptz) to service_role;

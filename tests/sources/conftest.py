@@ -68,7 +68,9 @@ class NoWaitLimiter:
         self.reservations = 0
         self.paused: dict[Provider, datetime] = {}
 
-    def reserve(self, provider: Provider, requests_per_second: float) -> Reservation:
+    def reserve(
+        self, provider: Provider, requests_per_second: float, max_wait_seconds: float | None = None
+    ) -> Reservation:
         self.reservations += 1
         return Reservation(wait_seconds=0.0)
 

@@ -94,3 +94,19 @@ def test_connections_are_kept_alive_between_calls() -> None:
     assert len(ports) == 6
     assert len(set(ports)) == 2
     assert [c.outcome for c in observer.calls] == ["ok"] * 6
+
+
+def test_the_max_slot_wait_comes_from_the_settings_or_the_caller() -> None:
+    assert settings().source_max_slot_wait_seconds == 10.0
+    configured = settings(source_max_slot_wait_seconds=3.5)
+    with (
+        TicketmasterClient.from_settings(configured, limiter=NoWaitLimiter()) as tm,
+        SpotifyClient.from_settings(configured, limiter=NoWaitLimiter()) as spotify,
+        SetlistFmClient.from_settings(
+            configured, limiter=NoWaitLimiter(), max_slot_wait_seconds=120
+        ) as setlistfm,
+    ):
+        assert tm.http.retry.max_slot_wait_seconds == 3.5
+        assert spotify.http.retry.max_slot_wait_seconds == 3.5
+        # A queue worker's longer wait, passed by the caller.
+        assert setlistfm.http.retry.max_slot_wait_seconds == 120

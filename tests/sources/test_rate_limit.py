@@ -8,10 +8,12 @@ import pytest
 from pydantic import SecretStr
 from pytest_httpx import HTTPXMock
 
-from shared.sources.http import RATE_HEADROOM
+from shared.sources.errors import RateLimited
+from shared.sources.http import DEFAULT_MAX_SLOT_WAIT_SECONDS, RATE_HEADROOM, RetryPolicy
 from shared.sources.ratelimit import InMemoryRateLimiter
 from shared.sources.setlistfm import SetlistFmClient
 from shared.sources.ticketmaster import TicketmasterClient
+from shared.sync.errors import api_error_for
 from tests.sources.conftest import (
     NOW,
     SETLISTFM_BASE,
@@ -138,3 +140,100 @@ def test_a_request_that_wakes_up_late_takes_a_new_slot(
     assert clock.sleeps == pytest.approx([spacing + 0.1, spacing - 0.1])
     assert clock.now == pytest.approx(NOW + 2 * spacing)
     assert len(httpx_mock.get_requests()) == 1
+
+
+def test_a_slot_beyond_the_max_wait_is_not_reserved(clock: FakeClock) -> None:
+    limiter = InMemoryRateLimiter(clock=clock.time)
+    for _ in range(3):
+        limiter.reserve("ticketmaster", 0.25)  # slots now, +4 s, +8 s: the next is +12 s
+
+    refused = limiter.reserve("ticketmaster", 0.25, max_wait_seconds=10)
+
+    assert (refused.reserved, refused.slot_at, refused.paused_until) == (False, None, None)
+    assert refused.wait_seconds == pytest.approx(12.0)
+    # Nothing was booked: the next reservation still gets the +12 s slot.
+    taken = limiter.reserve("ticketmaster", 0.25, max_wait_seconds=12)
+    assert taken.reserved
+    assert taken.wait_seconds == pytest.approx(12.0)
+    assert taken.slot_at == datetime.fromtimestamp(NOW + 12, UTC)
+
+
+def _busy_ticketmaster(
+    clock: FakeClock, limiter: InMemoryRateLimiter, retry: RetryPolicy | None
+) -> TicketmasterClient:
+    return TicketmasterClient(
+        api_key=SecretStr(TM_KEY),
+        base_url=TM_BASE,
+        requests_per_second=5,
+        timeout_seconds=10,
+        limiter=limiter,
+        observer=CollectingObserver(),
+        sleep=clock.sleep,
+        clock=clock.time,
+        retry=retry,
+    )
+
+
+def _book_slots(limiter: InMemoryRateLimiter, seconds_ahead: float) -> float:
+    """Reserve Ticketmaster slots (as a burst elsewhere would) until the next is that far away."""
+    spacing = 1 / (5 * RATE_HEADROOM)
+    count = round(seconds_ahead / spacing)
+    for _ in range(count):
+        limiter.reserve("ticketmaster", 5 * RATE_HEADROOM)
+    return count * spacing
+
+
+def test_a_client_does_not_wait_past_its_max_slot_wait(
+    httpx_mock: HTTPXMock, clock: FakeClock
+) -> None:
+    limiter = InMemoryRateLimiter(clock=clock.time)
+    ahead = _book_slots(limiter, 12.0)
+
+    with (
+        _busy_ticketmaster(clock, limiter, RetryPolicy(max_slot_wait_seconds=10)) as tm,
+        pytest.raises(RateLimited) as raised,
+    ):
+        tm.get_venue("KovZpZAEvAJA")
+
+    assert raised.value.retry_after == pytest.approx(ahead)
+    assert raised.value.status_code is None
+    assert clock.sleeps == []  # neither waited for the slot nor retried after it
+    assert httpx_mock.get_requests() == []
+    # The refused call booked nothing: the next caller gets the same slot.
+    assert limiter.reserve("ticketmaster", 5 * RATE_HEADROOM).wait_seconds == pytest.approx(ahead)
+
+
+def test_the_default_max_slot_wait_is_ten_seconds(httpx_mock: HTTPXMock, clock: FakeClock) -> None:
+    limiter = InMemoryRateLimiter(clock=clock.time)
+    _book_slots(limiter, 12.0)
+
+    with _busy_ticketmaster(clock, limiter, None) as tm, pytest.raises(RateLimited):
+        tm.get_venue("KovZpZAEvAJA")
+
+    assert tm.http.retry.max_slot_wait_seconds == DEFAULT_MAX_SLOT_WAIT_SECONDS == 10.0
+
+
+def test_a_longer_max_slot_wait_waits_for_the_slot(httpx_mock: HTTPXMock, clock: FakeClock) -> None:
+    limiter = InMemoryRateLimiter(clock=clock.time)
+    ahead = _book_slots(limiter, 12.0)
+    httpx_mock.add_response(
+        url=f"{TM_BASE}/venues/KovZpZAEvAJA.json?apikey={TM_KEY}", json=payload("tm_venue.json")
+    )
+
+    with _busy_ticketmaster(clock, limiter, RetryPolicy(max_slot_wait_seconds=60)) as tm:
+        tm.get_venue("KovZpZAEvAJA")
+
+    assert clock.sleeps == pytest.approx([ahead])
+    assert len(httpx_mock.get_requests()) == 1
+
+
+def test_a_refused_slot_answers_503_with_retry_after(clock: FakeClock) -> None:
+    limiter = InMemoryRateLimiter(clock=clock.time)
+    _book_slots(limiter, 12.0)
+
+    with _busy_ticketmaster(clock, limiter, None) as tm, pytest.raises(RateLimited) as raised:
+        tm.get_venue("KovZpZAEvAJA")
+
+    answer = api_error_for(raised.value)
+    assert answer.status == 503
+    assert answer.headers == {"Retry-After": "12"}

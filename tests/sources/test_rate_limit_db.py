@@ -14,8 +14,8 @@ import pytest
 from pydantic import SecretStr
 from pytest_httpx import HTTPXMock
 
-from shared.sources.errors import Provider, QuotaExhausted
-from shared.sources.http import RATE_HEADROOM
+from shared.sources.errors import Provider, QuotaExhausted, RateLimited
+from shared.sources.http import RATE_HEADROOM, RetryPolicy
 from shared.sources.ratelimit import DatabaseRateLimiter
 from shared.sources.ticketmaster import TicketmasterClient
 from tests.sources.conftest import TM_BASE, TM_KEY, CollectingObserver, payload
@@ -39,6 +39,70 @@ def test_reservations_are_spaced_by_the_rate(database_url: str, db: Connection) 
     # Each slot is half a second after the previous one, measured from its reservation.
     for index, (elapsed, wait) in enumerate(waits):
         assert elapsed + wait == pytest.approx(index * 0.5, abs=0.05)
+
+
+def _next_slot(db: Connection, provider: str) -> datetime:
+    row = db.execute(
+        "select next_slot_at from public.source_rate_limits where provider = %s", [provider]
+    ).fetchone()
+    assert row is not None
+    next_slot: datetime = row["next_slot_at"]
+    return next_slot
+
+
+def test_a_slot_beyond_the_max_wait_is_not_reserved(database_url: str, db: Connection) -> None:
+    # One slot every 1,000 s: the second slot is always more than 10 s away.
+    first = db.execute("select * from public.reserve_rate_slot('spotify', 0.001, 10)").fetchone()
+    assert first is not None and first["reserved"]
+    booked = _next_slot(db, "spotify")
+    assert booked - first["slot_at"] == timedelta(seconds=1000)
+
+    refused = db.execute("select * from public.reserve_rate_slot('spotify', 0.001, 10)").fetchone()
+
+    assert refused is not None
+    assert (refused["reserved"], refused["slot_at"], refused["paused_until"]) == (False, None, None)
+    assert refused["wait_seconds"] > 10
+    assert _next_slot(db, "spotify") == booked  # nothing advanced
+
+    # Without a bound (or with one far enough) the very slot the refusal skipped is reserved.
+    taken = db.execute("select * from public.reserve_rate_slot('spotify', 0.001)").fetchone()
+    assert taken is not None and taken["reserved"]
+    assert taken["slot_at"] == booked
+    assert _next_slot(db, "spotify") == booked + timedelta(seconds=1000)
+
+
+def test_a_negative_max_wait_is_rejected(database_url: str, db: Connection) -> None:
+    with pytest.raises(psycopg.errors.InvalidParameterValue):
+        db.execute("select * from public.reserve_rate_slot('spotify', 5, -1)")
+
+
+def test_a_client_refused_a_slot_books_nothing_in_the_database(
+    database_url: str, db: Connection, httpx_mock: HTTPXMock
+) -> None:
+    limiter = DatabaseRateLimiter()
+    # A burst elsewhere has booked the next 20 s of Ticketmaster slots.
+    db.execute(
+        "update public.source_rate_limits set next_slot_at = clock_timestamp() + interval '20 s'"
+        " where provider = 'ticketmaster'"
+    )
+    booked = _next_slot(db, "ticketmaster")
+    client = TicketmasterClient(
+        api_key=SecretStr(TM_KEY),
+        base_url=TM_BASE,
+        requests_per_second=5,
+        timeout_seconds=10,
+        limiter=limiter,
+        observer=CollectingObserver(),
+        sleep=lambda seconds: pytest.fail(f"slept {seconds} s"),
+        retry=RetryPolicy(max_slot_wait_seconds=10),
+    )
+
+    with client, pytest.raises(RateLimited) as raised:
+        client.get_venue("KovZpZAEvAJA")
+
+    assert raised.value.retry_after is not None and raised.value.retry_after > 10
+    assert _next_slot(db, "ticketmaster") == booked
+    assert httpx_mock.get_requests() == []
 
 
 def test_reservation_rejects_unknown_providers_and_rates(database_url: str, db: Connection) -> None:
