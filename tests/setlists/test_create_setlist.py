@@ -4,9 +4,13 @@ whoever asks and however many ask at once; never an invented song."""
 from __future__ import annotations
 
 import json
+import re
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from werkzeug.test import Client, TestResponse
@@ -15,9 +19,10 @@ from shared import setlists
 from shared.sync.registry import Job, handler_for
 from tests.setlists.conftest import INTERNAL_SECRET
 from tests.setlists.helpers import BAND_OF_HORSES_SONGS, build_stage, run_concurrently, scalar
+from tests.sources.conftest import payload
 from tests.support.catalogue import insert_artist, insert_show, insert_songs, insert_venue
 from tests.support.db import Connection, request_as
-from tests.sync.upstream import BOH_SPOTIFY, SPOTIFY, Upstream, _url
+from tests.sync.upstream import BOH_SPOTIFY, SPOTIFY, Upstream, _tracks_page, _url
 
 
 def rpc(conn: Connection, show_id: uuid.UUID, enqueue: bool = True) -> dict[str, Any]:
@@ -256,6 +261,71 @@ def test_function_imports_an_empty_catalogue_first(
         "select title from public.songs where artist_id = %s", [artist])}
     assert "NW Apt." in catalogue  # from the Spotify payloads
     assert {r["title"] for r in rows} <= catalogue
+
+
+def test_concurrent_requests_fetch_an_empty_catalogue_once(
+    client: Client, db: Connection, spotify: Upstream
+) -> None:
+    """Many page openings of a show whose artist has no songs yet: one of them
+    fetches the catalogue, the others answer pending at once instead of
+    fetching it again."""
+    requests = 8
+    artist = _artist_on_spotify(db)
+    show = insert_show(db, artist, insert_venue(db))
+    first, second = (payload("spotify_artist_albums_page1.json"),
+                     payload("spotify_artist_albums_page2.json"))
+    names = {a["id"]: a["name"] for a in first["items"] + second["items"]}
+    # The album listing is held until every request has either reached it or
+    # answered: without single flight, every request would be fetching at once.
+    progress = threading.Condition()
+    fetching, answered = [0], [0]
+
+    def albums(request: httpx.Request) -> httpx.Response:
+        offset = int(request.url.params.get("offset", "0"))
+        if offset == 0:
+            with progress:
+                fetching[0] += 1
+                progress.notify_all()
+                progress.wait_for(lambda: fetching[0] + answered[0] >= requests, timeout=60)
+        return httpx.Response(200, json=second if offset >= 10 else first)
+
+    def tracks(request: httpx.Request) -> httpx.Response:
+        album_id = request.url.path.split("/")[-2]
+        return httpx.Response(200, json=_tracks_page(album_id, names[album_id]))
+
+    spotify.mock.add_callback(albums, url=_url(SPOTIFY, f"/artists/{BOH_SPOTIFY}/albums"),
+                              is_optional=True, is_reusable=True)
+    spotify.mock.add_callback(tracks, url=re.compile(re.escape(SPOTIFY)
+                                                     + r"/albums/[^/]+/tracks(\?.*)?$"),
+                              is_optional=True, is_reusable=True)
+
+    def open_page(_: int) -> TestResponse:
+        try:
+            return post(Client(client.application), {"show_id": str(show)})
+        finally:
+            with progress:
+                answered[0] += 1
+                progress.notify_all()
+
+    with ThreadPoolExecutor(max_workers=requests) as pool:
+        responses = list(pool.map(open_page, range(requests)))
+
+    listings = [r for r in spotify.mock.get_requests()
+                if r.url.path == f"/v1/artists/{BOH_SPOTIFY}/albums"
+                and int(r.url.params.get("offset", "0")) == 0]
+    assert len(listings) == 1
+    assert sorted({r.status_code for r in responses}) in ([200], [200, 202])
+    for response in responses:
+        assert response.json is not None
+        if response.status_code == 202:
+            assert response.json["status"] == "pending"
+            assert response.json["pending_reason"] == "catalogue_importing"
+            assert response.json["job_queued"] is True
+        else:
+            assert response.json["status"] == "ready" and len(response.json["songs"]) == 5
+    assert scalar(db, "select count(*) from public.setlists") == 1
+    rows = setlist_rows(db, show)
+    assert len(rows) == 5 and {r["artist_id"] for r in rows} == {artist}
 
 
 def test_function_answers_pending_when_spotify_fails(
