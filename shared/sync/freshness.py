@@ -1,9 +1,14 @@
 """Per-entity freshness in ``public.sync_state``.
 
-TTLs live in the database (``public.sync_ttl``) so pg_cron's stale-entity
-scans and the workers agree: artist details 7 days, an artist's shows 24
-hours, popularity a day, a user's Spotify artists an hour, the catalogue
-until forced.
+The job kinds and their TTLs live in the database (``public.sync_job_kinds``,
+read by ``public.sync_ttl``) so pg_cron's stale-entity scans and the workers
+agree: artist details 7 days, an artist's shows 24 hours, popularity a day, a
+user's Spotify artists an hour, the catalogue until forced. ``JobKind`` lists
+the same kinds for the type checker; a test holds it to the table.
+
+A failure (``record_failure``) counts in ``sync_state.consecutive_failures``
+and makes the entity due again only after an exponential backoff capped at
+its TTL; a success resets the count.
 """
 
 from __future__ import annotations

@@ -27,22 +27,63 @@ revoke all on sequence public.sync_job_runs_id_seq from anon, authenticated;
 -- Freshness
 -- ---------------------------------------------------------------------------------------------
 
--- How long a success keeps an entity fresh; null = until forced (the catalogue).
+-- The job kinds that keep per-entity freshness in sync_state, with how long
+-- a success keeps an entity fresh (null = until forced: the catalogue). The
+-- one list: sync_state's job_kind references it, sync_ttl and
+-- sync_record_failure read it, and shared.sync.freshness.JobKind is tested
+-- against it. Kinds without freshness (create_setlist) are not listed.
+create table public.sync_job_kinds (
+  kind text primary key,
+  ttl interval check (ttl > interval '0')
+);
+
+insert into public.sync_job_kinds (kind, ttl) values
+  ('artist_details', interval '7 days'),
+  ('artist_shows', interval '24 hours'),
+  ('artist_catalogue', null),
+  ('artist_popularity', interval '1 day'),
+  ('user_artists', interval '1 hour');
+
+alter table public.sync_job_kinds enable row level security;
+revoke all on table public.sync_job_kinds from anon, authenticated;
+grant select, insert, update, delete on table public.sync_job_kinds to service_role;
+
+-- The foundation's literal list of kinds gives way to the reference table.
+alter table public.sync_state
+  drop constraint sync_state_job_kind_check,
+  add constraint sync_state_job_kind_fkey
+    foreign key (job_kind) references public.sync_job_kinds (kind);
+
+-- Failed attempts since the last success: the retry backoff grows with it.
+alter table public.sync_state
+  add column consecutive_failures integer not null default 0
+    check (consecutive_failures >= 0);
+
 create or replace function public.sync_ttl(job_kind text)
 returns interval
 language sql
-immutable
+stable
 set search_path = ''
 as $$
-  select case job_kind
-    when 'artist_details' then interval '7 days'
-    when 'artist_shows' then interval '24 hours'
-    when 'artist_popularity' then interval '1 day'
-    when 'user_artists' then interval '1 hour'
-    else null
-  end
+  select k.ttl from public.sync_job_kinds k where k.kind = sync_ttl.job_kind
 $$;
 
+-- How long an entity whose sync failed n times in a row waits before the
+-- schedulers pick it again: 5 minutes doubling per failure, capped at the
+-- kind's TTL (a day for kinds fresh until forced), so a permanently failing
+-- entity is tried about as often as a healthy one and never hogs the slots.
+create or replace function public.sync_failure_backoff(job_kind text, failures integer)
+returns interval
+language sql
+stable
+set search_path = ''
+as $$
+  select least(coalesce(public.sync_ttl(sync_failure_backoff.job_kind), interval '1 day'),
+               interval '5 minutes' * power(2, least(greatest(failures, 1) - 1, 20)))
+$$;
+
+-- Fresh: a success whose TTL has not run out, and no failure since (a failed
+-- refresh of a stale entity only moves when it is tried next).
 create or replace function public.sync_is_fresh(job_kind text, entity_id uuid)
 returns boolean
 language sql
@@ -50,7 +91,8 @@ stable
 set search_path = ''
 as $$
   select coalesce((
-    select s.last_success_at is not null and (s.next_due_at is null or s.next_due_at > now())
+    select s.last_success_at is not null and s.consecutive_failures = 0
+           and (s.next_due_at is null or s.next_due_at > now())
       from public.sync_state s
      where s.job_kind = sync_is_fresh.job_kind and s.entity_id = sync_is_fresh.entity_id), false)
 $$;
@@ -68,10 +110,14 @@ as $$
     set last_attempt_at = excluded.last_attempt_at,
         last_success_at = excluded.last_success_at,
         next_due_at = excluded.next_due_at,
+        consecutive_failures = 0,
         last_error = null,
         last_error_at = null
 $$;
 
+-- A failed sync of an entity: counted, and the entity is due again only
+-- after sync_failure_backoff (the schedulers skip it until then). A failed
+-- forced refresh of a still-fresh entity is recorded but leaves it fresh.
 create or replace function public.sync_record_failure(job_kind text, entity_id uuid, error text)
 returns void
 language plpgsql
@@ -79,18 +125,30 @@ set search_path = ''
 as $$
 begin
   -- Kinds without freshness (create_setlist, tests) have no sync_state row.
-  if job_kind not in ('artist_details', 'artist_shows', 'artist_catalogue', 'artist_popularity',
-                      'user_artists') or entity_id is null then
+  if entity_id is null or not exists (select 1 from public.sync_job_kinds k
+                                       where k.kind = sync_record_failure.job_kind) then
     return;
   end if;
   insert into public.sync_state as s (job_kind, entity_id, last_attempt_at, last_error_at,
-                                      last_error)
+                                      last_error, consecutive_failures, next_due_at)
   values (sync_record_failure.job_kind, sync_record_failure.entity_id, now(), now(),
-          left(error, 2000))
+          left(error, 2000), 1,
+          now() + public.sync_failure_backoff(sync_record_failure.job_kind, 1))
   on conflict on constraint sync_state_pkey do update
     set last_attempt_at = excluded.last_attempt_at,
         last_error_at = excluded.last_error_at,
-        last_error = excluded.last_error;
+        last_error = excluded.last_error,
+        consecutive_failures = case
+          when s.last_success_at is not null and s.consecutive_failures = 0
+               and (s.next_due_at is null or s.next_due_at > now())
+            then 0
+          else s.consecutive_failures + 1 end,
+        next_due_at = case
+          when s.last_success_at is not null and s.consecutive_failures = 0
+               and (s.next_due_at is null or s.next_due_at > now())
+            then s.next_due_at
+          else now() + public.sync_failure_backoff(sync_record_failure.job_kind,
+                                                   s.consecutive_failures + 1) end;
 end;
 $$;
 
@@ -201,6 +259,7 @@ end;
 $$;
 
 revoke execute on function public.sync_ttl(text) from public, anon, authenticated;
+revoke execute on function public.sync_failure_backoff(text, integer) from public, anon, authenticated;
 revoke execute on function public.sync_is_fresh(text, uuid) from public, anon, authenticated;
 revoke execute on function public.sync_record_success(text, uuid) from public, anon, authenticated;
 revoke execute on function public.sync_record_failure(text, uuid, text) from public, anon, authenticated;
@@ -210,6 +269,7 @@ revoke execute on function public.sync_complete_job(bigint, integer, integer) fr
 revoke execute on function public.sync_fail_job(bigint, integer, text, integer, boolean, integer)
   from public, anon, authenticated;
 grant execute on function public.sync_ttl(text) to service_role;
+grant execute on function public.sync_failure_backoff(text, integer) to service_role;
 grant execute on function public.sync_is_fresh(text, uuid) to service_role;
 grant execute on function public.sync_record_success(text, uuid) to service_role;
 grant execute on function public.sync_record_failure(text, uuid, text) to service_role;

@@ -10,6 +10,11 @@
 -- public.schedule_run_jobs_webhook(...), called by the deploy step; nothing
 -- here needs pg_net (locally the worker runs as a loop).
 
+-- Both schedulers queue only entities that are due (next_due_at null or
+-- passed): stale, never tried, or failed and past their backoff
+-- (sync_record_failure). A failing entity therefore waits its backoff
+-- instead of taking a slot at every run because its show is near.
+
 -- Artists whose details are stale (7 days) or were never synced.
 create or replace function public.enqueue_stale_artists(max_jobs integer default 10)
 returns integer
@@ -29,8 +34,7 @@ begin
           from public.shows s
          where s.artist_id = a.id and s.local_date >= current_date
            and s.status in ('scheduled', 'postponed', 'rescheduled')) ns on true
-     where (st.entity_id is null or st.next_due_at is null or st.next_due_at <= now())
-       and (st.last_success_at is null or st.next_due_at <= now())
+     where (st.next_due_at is null or st.next_due_at <= now())
        and not exists (select 1 from public.sync_pending_jobs p
                         where p.job_kind = 'artist_details' and p.entity_id = a.id)
      order by ns.next_show nulls last, st.next_due_at nulls first, a.id
@@ -65,7 +69,7 @@ begin
            and s.status in ('scheduled', 'postponed', 'rescheduled')) ns on true
      where exists (select 1 from public.artist_external_ids x
                     where x.artist_id = a.id and x.source = 'ticketmaster')
-       and (st.last_success_at is null or st.next_due_at <= now())
+       and (st.next_due_at is null or st.next_due_at <= now())
        and not exists (select 1 from public.sync_pending_jobs p
                         where p.job_kind = 'artist_shows' and p.entity_id = a.id)
      order by ns.next_show nulls last, st.next_due_at nulls first, a.id

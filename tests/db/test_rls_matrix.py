@@ -52,6 +52,7 @@ TABLES: dict[str, Rule] = {
     "sync_pending_jobs": Rule(Access.BACKEND_ONLY, probe_column="enqueued_at"),
     "source_rate_limits": Rule(Access.BACKEND_ONLY, probe_column="next_slot_at"),
     "sync_job_runs": Rule(Access.BACKEND_ONLY, probe_column="finished_at"),
+    "sync_job_kinds": Rule(Access.BACKEND_ONLY, probe_column="ttl"),
 }
 
 

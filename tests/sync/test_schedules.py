@@ -145,3 +145,70 @@ def test_the_production_webhook_posts_with_the_secret_from_vault(db: Connection)
     assert db.execute("select public.unschedule_run_jobs_webhook() as ok").fetchone() == {
         "ok": True
     }
+
+
+def _run_queued_jobs(db: Connection, failing: set[uuid.UUID]) -> None:
+    """Run every queued job: those of ``failing`` entities end as dead letters (a
+    permanently failing source), the others succeed."""
+    jobs = db.execute("select msg_id, read_ct, message from public.sync_read_jobs(30, 100)")
+    for job in jobs.fetchall():
+        entity = uuid.UUID(job["message"]["entity_id"])
+        if job["message"]["kind"] == "create_setlist":  # queued for the new shows
+            db.execute("select public.sync_complete_job(%s, %s)", [job["msg_id"], job["read_ct"]])
+        elif entity in failing:
+            db.execute(
+                "select public.sync_fail_job(%s, %s, 'UpstreamError: 503', 60, true)",
+                [job["msg_id"], job["read_ct"]],
+            )
+        else:
+            db.execute(
+                "select public.sync_record_success(%s, %s)", [job["message"]["kind"], entity]
+            )
+            db.execute(
+                "select public.sync_complete_job(%s, %s)", [job["msg_id"], job["read_ct"]]
+            )
+
+
+@pytest.mark.parametrize(
+    ("kind", "scheduler"),
+    [("artist_details", "enqueue_stale_artists"), ("artist_shows", "enqueue_stale_shows")],
+)
+def test_failing_artists_with_near_shows_do_not_starve_a_stale_healthy_one(
+    kind: str, scheduler: str, database_url: str, db: Connection
+) -> None:
+    venue = insert_venue(db)
+    failing = [_artist(f"Failing {i}", f"K8vZ917F{i:03d}") for i in range(6)]
+    for days, artist in enumerate(failing, start=1):
+        insert_show(db, artist, venue, days_ahead=days)
+    healthy = _artist("Healthy Band", "K8vZ917HLTH")
+    insert_show(db, healthy, venue, days_ahead=200)
+    db.execute(f"select public.sync_record_success('{kind}', %s)", [healthy])
+    db.execute(
+        "update public.sync_state set next_due_at = now() - interval '1 hour' where entity_id = %s",
+        [healthy],
+    )
+
+    def run() -> set[uuid.UUID]:
+        before = {r["msg_id"] for r in db.execute("select msg_id from pgmq.q_sync")}
+        db.execute(f"select public.{scheduler}(3)")
+        return {
+            r["entity"]
+            for r in db.execute(
+                "select msg_id, (message ->> 'entity_id')::uuid as entity from pgmq.q_sync"
+            )
+            if r["msg_id"] not in before
+        }
+
+    queued: set[uuid.UUID] = set()
+    for _ in range(4):  # four scheduler runs (an hour), every job run in between
+        queued |= run()
+        _run_queued_jobs(db, set(failing))
+    assert healthy in queued
+    # Each failing artist was tried, then waits out its backoff instead of retaking a slot.
+    assert set(failing) <= queued
+    waiting = db.execute(
+        "select count(*) as n from public.sync_state where job_kind = %s"
+        " and consecutive_failures > 0 and next_due_at > now()",
+        [kind],
+    ).fetchone()
+    assert waiting == {"n": len(failing)}
