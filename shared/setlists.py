@@ -26,9 +26,11 @@ from shared.auth import Claims
 from shared.config import get_settings
 from shared.logging import get_logger
 from shared.sources.errors import SourceError
+from shared.sync.catalogue import KIND as CATALOGUE_JOB_KIND
 from shared.sync.catalogue import import_artist_catalogue
 from shared.sync.errors import NoSpotifyId, SyncError
 from shared.sync.jobs import job_transaction
+from shared.sync.queue import enqueue
 from shared.sync.registry import Job, JobOutcome, job_handler
 from shared.web import ApiError, BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 
@@ -198,30 +200,43 @@ def create_setlist(show_id: uuid.UUID) -> dict[str, Any]:
 
 @job_handler(JOB_KIND)
 def create_setlist_job(job: Job) -> JobOutcome:
-    """The queued job: import the catalogue when needed, then draw the setlist.
+    """The queued job: draw the setlist, or have the catalogue fetched first.
 
-    Source failures propagate, so the worker retries with backoff. An artist
-    without a Spotify id ends the job as pending: the songs trigger queues it
-    again once a catalogue arrives.
+    One transaction (``job_transaction``): the draw, or the queueing of the
+    ``artist_catalogue`` job when the catalogue is empty, commits together
+    with the removal of this job from the queue, or none of it does. The
+    catalogue is never fetched here: its own job fetches it, and the songs'
+    arrival queues this job again for the artist's shows still without a
+    setlist. An artist without a Spotify id queues nothing: the artist import
+    queues its catalogue once it learns the id.
     """
     show_id = job.entity_id
+    queued_catalogue = False
     try:
-        with db.transaction() as conn:
-            answer = _create_setlist_rpc(conn, show_id, enqueue_when_pending=False)
-    except psycopg.errors.NoDataFound:
-        return {"status": "show_not_found"}
-    if answer["status"] == "pending":
-        try:
-            # Not job=job: the catalogue's transaction would complete this job
-            # before its setlist exists.
-            import_artist_catalogue(uuid.UUID(answer["artist_id"]))
-        except NoSpotifyId:
-            return {"status": "pending", "pending_reason": "no_spotify_id"}
         with job_transaction(job) as conn:
             answer = _create_setlist_rpc(conn, show_id, enqueue_when_pending=False)
+            if answer["status"] == "pending":
+                artist_id = uuid.UUID(answer["artist_id"])
+                if _has_spotify_id(conn, artist_id):
+                    enqueue(conn, CATALOGUE_JOB_KIND, artist_id)
+                    queued_catalogue = True
+                else:
+                    answer["pending_reason"] = "no_spotify_id"
+    except psycopg.errors.NoDataFound:
+        return {"status": "show_not_found"}
     return {
         "status": answer["status"],
         "created": answer["created"],
         "setlist_id": answer["setlist_id"],
         "pending_reason": answer["pending_reason"],
+        "catalogue_queued": queued_catalogue,
     }
+
+
+def _has_spotify_id(conn: db.Connection, artist_id: uuid.UUID) -> bool:
+    row = conn.execute(
+        "select exists (select 1 from public.artist_external_ids x"
+        " where x.artist_id = %s and x.source = 'spotify') as known",
+        [artist_id],
+    ).fetchone()
+    return bool(row and row["known"])

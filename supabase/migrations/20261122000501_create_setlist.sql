@@ -2,7 +2,8 @@
 -- picked at random from its artist's catalogue (fewer only when the catalogue
 -- is smaller), no votes, positions 1..n. Never an invented song: with an empty
 -- catalogue nothing is created, the answer says 'pending' and a
--- 'create_setlist' job is queued (the worker imports the catalogue first).
+-- 'create_setlist' job is queued (the job queues the artist's catalogue, whose
+-- arrival queues the setlist again).
 --
 -- Safe under concurrency: the first caller inserts the setlist row and fills
 -- it in the same transaction; every other caller's insert waits for that
@@ -116,7 +117,7 @@ revoke execute on function public.create_setlist(uuid, boolean) from public, ano
 grant execute on function public.create_setlist(uuid, boolean) to anon, authenticated, service_role;
 
 -- Every new show gets its setlist even if nobody opens its page: queue the
--- job (the worker imports the artist's catalogue first when it is empty).
+-- job (which queues the artist's catalogue instead when it is empty).
 -- SECURITY DEFINER: shows are written by backend roles that need not be
 -- allowed to queue jobs themselves.
 create or replace function public.queue_setlist_for_new_show()

@@ -16,7 +16,10 @@ import pytest
 from werkzeug.test import Client, TestResponse
 
 from shared import setlists
+from shared.sync import jobs as sync_jobs
+from shared.sync.jobs import JobRun
 from shared.sync.registry import Job, handler_for
+from shared.sync.worker import Worker, WorkerConfig
 from tests.setlists.conftest import INTERNAL_SECRET
 from tests.setlists.helpers import BAND_OF_HORSES_SONGS, build_stage, run_concurrently, scalar
 from tests.sources.conftest import payload
@@ -364,34 +367,78 @@ def job_for(show: uuid.UUID) -> Job:
     return Job(msg_id=0, kind="create_setlist", entity_id=show, attempt=1)
 
 
-def test_the_job_is_registered_and_imports_then_draws(db: Connection, spotify: Upstream) -> None:
+def queued_jobs(db: Connection) -> list[tuple[str, str]]:
+    return [(row["kind"], row["entity_id"]) for row in db.execute(
+        "select message ->> 'kind' as kind, message ->> 'entity_id' as entity_id"
+        " from pgmq.q_sync order by msg_id")]
+
+
+def worker() -> Worker:
+    return Worker(WorkerConfig(heartbeat=False))
+
+
+def test_the_job_is_registered_and_draws(db: Connection) -> None:
     assert handler_for("create_setlist") is setlists.create_setlist_job
-    spotify.spotify_catalogue()
-    artist = _artist_on_spotify(db)
-    show = insert_show(db, artist, insert_venue(db))
-    outcome = setlists.create_setlist_job(job_for(show))
+    stage = build_stage(db, on_setlist=0)
+    outcome = setlists.create_setlist_job(job_for(stage.show_id))
     assert outcome is not None
     assert (outcome["status"], outcome["created"]) == ("ready", True)
-    assert len(setlist_rows(db, show)) == 5
-    again = setlists.create_setlist_job(job_for(show))
+    assert len(setlist_rows(db, stage.show_id)) == 5
+    again = setlists.create_setlist_job(job_for(stage.show_id))
     assert again is not None and again["created"] is False
 
 
-def test_the_job_lets_source_failures_through_for_a_retry(
+def test_the_jobs_draw_and_completion_commit_together(
+    db: Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stage = build_stage(db, on_setlist=0)  # the new show queued the job
+    assert queued_jobs(db) == [("create_setlist", str(stage.show_id))]
+
+    def connection_lost(conn: Connection, run: JobRun) -> str:
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    # The job's transaction fails after the draw, when it removes the message.
+    monkeypatch.setattr(sync_jobs, "complete", connection_lost)
+    [failed] = worker().run_batch()
+    assert failed.outcome == "retry"
+    assert scalar(db, "select count(*) from public.setlists") == 0
+    assert scalar(db, "select count(*) from public.setlist_songs") == 0
+    assert queued_jobs(db) == [("create_setlist", str(stage.show_id))]
+
+    monkeypatch.undo()
+    db.execute("update pgmq.q_sync set vt = now()")  # its retry is due now
+    [done] = worker().run_batch()
+    assert done.outcome == "done"
+    assert len(setlist_rows(db, stage.show_id)) == 5
+    assert queued_jobs(db) == []
+
+
+def test_the_job_queues_the_catalogue_instead_of_fetching_it(
     db: Connection, spotify: Upstream
 ) -> None:
-    spotify.add(_url(SPOTIFY, f"/artists/{BOH_SPOTIFY}/albums"), {"error": {"status": 502}}, 502)
     artist = _artist_on_spotify(db)
     show = insert_show(db, artist, insert_venue(db))
-    with pytest.raises(Exception, match="spotify"):
-        setlists.create_setlist_job(job_for(show))
+    assert queued_jobs(db) == [("create_setlist", str(show))]
+    [done] = worker().run_batch()
+    assert done.outcome == "done"
+    assert spotify.api_requests() == []  # no Spotify call inside the job
+    assert queued_jobs(db) == [("artist_catalogue", str(artist))]
     assert scalar(db, "select count(*) from public.setlists") == 0
+
+    # The catalogue job fetches it; the songs' arrival queues the setlist again.
+    spotify.spotify_catalogue()
+    worker().drain(60)
+    assert queued_jobs(db) == []
+    assert len(setlist_rows(db, show)) == 5
 
 
 def test_the_job_ends_pending_without_a_spotify_id(database_url: str, db: Connection) -> None:
     artist = _artist_on_spotify(db, spotify_id=None)
     show = insert_show(db, artist, insert_venue(db))
+    db.execute("delete from pgmq.q_sync")
+    db.execute("delete from public.sync_pending_jobs")
     assert setlists.create_setlist_job(job_for(show)) == {
-        "status": "pending", "pending_reason": "no_spotify_id"}
+        "status": "pending", "created": False, "setlist_id": None,
+        "pending_reason": "no_spotify_id", "catalogue_queued": False}
+    assert queued_jobs(db) == []
     assert setlists.create_setlist_job(job_for(uuid.uuid4())) == {"status": "show_not_found"}
-
