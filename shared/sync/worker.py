@@ -1,5 +1,6 @@
 """The queue worker: read jobs from pgmq queue ``sync``, run them, finish them.
 
+Messages are read one at a time, each when its job starts (see ``Worker.read``).
 For each message read (hidden for ``vt_seconds``):
 
 * the handler of its kind runs with job id, kind, entity and attempt bound
@@ -77,6 +78,7 @@ def load_handlers(modules: Iterable[str] = HANDLER_MODULES) -> list[str]:
 @dataclass(frozen=True)
 class WorkerConfig:
     vt_seconds: int = 300
+    # Jobs per run_batch (each read when it starts, never ahead).
     batch_size: int = 5
     max_attempts: int = 5
     backoff_base_seconds: float = 30.0
@@ -179,22 +181,57 @@ class Worker:
 
     # -- reading and running -----------------------------------------------------------------
 
-    def read(self, qty: int | None = None) -> list[dict[str, Any]]:
+    # Jobs are read ONE AT A TIME, each just before it starts. A message read
+    # is hidden for ``vt_seconds`` and only the running job's heartbeat keeps
+    # it hidden; messages read ahead of their turn would reappear while this
+    # worker is still busy with an earlier job, and a concurrent worker (two
+    # overlapping run_jobs calls) would run them twice. Reading one at a time
+    # is the simplest correct answer: no message is ever held unstarted, so
+    # there is nothing to extend and nothing to give back when the budget
+    # ends, at the cost of one short query per job (jobs make HTTP calls).
+
+    def read(self, qty: int = 1) -> list[dict[str, Any]]:
         with db.transaction() as conn:
             return conn.execute(
                 "select msg_id, read_ct, enqueued_at, message, options"
                 " from public.sync_read_jobs(%s, %s)",
-                [self.config.vt_seconds, qty or self.config.batch_size],
+                [self.config.vt_seconds, qty],
             ).fetchall()
 
+    def run_next(self) -> JobResult | None:
+        """Read one job and run it; None when no job is visible."""
+        rows = self.read(1)
+        return self.process(rows[0]) if rows else None
+
+    def visible_count(self, limit: int) -> int:
+        """How many jobs (at most ``limit``) could be read now."""
+        with db.transaction() as conn:
+            row = conn.execute(
+                "select count(*) as n from (select 1 from pgmq.q_sync"
+                " where vt <= clock_timestamp() limit %s) as v",
+                [limit],
+            ).fetchone()
+        return int(row["n"]) if row else 0
+
     def run_batch(self, qty: int | None = None) -> list[JobResult]:
-        return [self.process(row) for row in self.read(qty)]
+        """Run the jobs visible now, up to ``qty`` (``batch_size``), each read when it starts.
+
+        Jobs these queue in turn wait for the next batch (a batch read at once
+        used to behave the same way); ``drain`` runs them too.
+        """
+        results: list[JobResult] = []
+        for _ in range(self.visible_count(qty or self.config.batch_size)):
+            result = self.run_next()
+            if result is None:
+                break
+            results.append(result)
+        return results
 
     def drain(self, budget_seconds: float) -> DrainSummary:
         """Run jobs until the queue has none visible or the time budget is spent.
 
-        A batch is only read while the budget lasts; a job started within it
-        runs to its end.
+        The budget is checked before each job; a job started within it runs
+        to its end. Jobs not started stay in the queue, visible (never read).
         """
         started = self._clock()
         summary = DrainSummary()
@@ -202,10 +239,10 @@ class Worker:
             if self._clock() - started >= budget_seconds:
                 summary.stopped_by_budget = True
                 break
-            results = self.run_batch()
-            if not results:
+            result = self.run_next()
+            if result is None:
                 break
-            summary.results.extend(results)
+            summary.results.append(result)
         summary.elapsed_seconds = self._clock() - started
         log.info("drain_finished", **{k: v for k, v in summary.as_dict().items() if k != "by_kind"})
         return summary
@@ -311,7 +348,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--once", action="store_true", help="run one batch and exit")
+    parser.add_argument("--once", action="store_true", help="run up to --batch jobs and exit")
     parser.add_argument(
         "--drain", type=float, metavar="SECONDS", help="drain the queue within this budget and exit"
     )
@@ -321,7 +358,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         default=WorkerConfig.vt_seconds,
         help="visibility timeout of a read job, seconds",
     )
-    parser.add_argument("--batch", type=int, default=WorkerConfig.batch_size)
+    parser.add_argument(
+        "--batch", type=int, default=WorkerConfig.batch_size, help="jobs per --once run"
+    )
     parser.add_argument("--max-attempts", type=int, default=WorkerConfig.max_attempts)
     parser.add_argument(
         "--idle", type=float, default=2.0, help="pause when the queue is empty, seconds"

@@ -8,8 +8,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +21,8 @@ from shared import db as shared_db
 from shared.sources.records import ArtistRecord
 from shared.sync.ingest import ingest_artists
 from shared.sync.queue import enqueue
-from shared.sync.worker import Worker, WorkerConfig, load_handlers
+from shared.sync.registry import Job, JobOutcome, job_handler
+from shared.sync.worker import JobResult, Worker, WorkerConfig, load_handlers
 from tests.sources.conftest import payload
 from tests.support.db import Connection
 from tests.sync.snapshots import count
@@ -261,3 +265,84 @@ def test_a_worker_killed_mid_job_loses_nothing(
     assert db.execute("select count(*) as n from pgmq.a_sync").fetchone() == {"n": 0}
     assert count(db, "sync_pending_jobs") == 0
     assert count(db, "sync_dead_letters") == 0
+
+
+# -- budgets and concurrent workers ---------------------------------------------------------
+
+TICK_KIND = "test_tick"
+_fake_now = [0.0]
+_runs: Counter[uuid.UUID] = Counter()
+_concurrent: list[Callable[[], None]] = []
+
+
+@job_handler(TICK_KIND)
+def _tick_job(job: Job) -> JobOutcome:
+    """A test job: counts its runs, takes 20 s of fake time, and (when asked)
+    lets something happen while it runs."""
+    _runs[job.entity_id] += 1
+    _fake_now[0] += 20.0
+    if job.options.get("meanwhile") and _concurrent:
+        _concurrent.pop()()
+    return {"ran": True}
+
+
+@pytest.fixture
+def _tick_jobs() -> Iterator[None]:
+    _fake_now[0] = 0.0
+    _runs.clear()
+    _concurrent.clear()
+    yield
+    _concurrent.clear()
+
+
+@pytest.mark.usefixtures("_tick_jobs")
+def test_drain_checks_its_budget_before_each_job(sync_env: str, db: Connection) -> None:
+    entities = [uuid.uuid4() for _ in range(5)]
+    for entity in entities:
+        _enqueue(TICK_KIND, entity)
+    worker = Worker(WorkerConfig(heartbeat=False), rng=lambda: 0.5, clock=lambda: _fake_now[0])
+
+    summary = worker.drain(budget_seconds=50)
+
+    # Jobs start at 0, 20 and 40 s; at 60 s the budget is spent: no 4th job.
+    assert len(summary.results) == 3 and summary.stopped_by_budget
+    assert sum(_runs.values()) == 3
+    # The jobs not started are back in the queue at once, for the next run.
+    left = db.execute(
+        "select count(*) filter (where vt <= clock_timestamp()) as visible, count(*) as n"
+        " from pgmq.q_sync"
+    ).fetchone()
+    assert left == {"visible": 2, "n": 2}
+    assert [r.outcome for r in _worker().run_batch(5)] == ["done", "done"]
+    assert set(_runs) == set(entities) and set(_runs.values()) == {1}
+
+
+@pytest.mark.usefixtures("_tick_jobs")
+def test_jobs_waiting_behind_a_long_job_are_not_run_twice_by_a_concurrent_worker(
+    sync_env: str, db: Connection
+) -> None:
+    slow = uuid.uuid4()
+    _enqueue(TICK_KIND, slow, meanwhile=True)
+    others = [uuid.uuid4() for _ in range(3)]
+    for entity in others:
+        _enqueue(TICK_KIND, entity)
+    second: list[JobResult] = []
+
+    def time_passes_and_another_worker_runs() -> None:
+        # The visibility timeout of every message not kept hidden by the running
+        # job's heartbeat runs out, and a concurrent run_jobs drains the queue.
+        db.execute(
+            "update pgmq.q_sync set vt = clock_timestamp() - interval '1 second'"
+            " where message ->> 'entity_id' <> %s",
+            [str(slow)],
+        )
+        thread = threading.Thread(target=lambda: second.extend(_worker().run_batch(10)))
+        thread.start()
+        thread.join()
+
+    _concurrent.append(time_passes_and_another_worker_runs)
+    first = _worker().run_batch(10)
+
+    assert _runs == Counter({entity: 1 for entity in [slow, *others]})
+    assert sorted(r.outcome for r in first + second) == ["done"] * 4
+    assert db.execute("select count(*) as n from pgmq.q_sync").fetchone() == {"n": 0}
