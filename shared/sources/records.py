@@ -16,13 +16,15 @@ lives in one place:
   left out, covers flagged.
 
 ``name_key`` and ``song_title_key`` are the keys two spellings of one name or
-title share; ``name_key`` mirrors the database's ``public.name_key``.
+title share; ``name_key`` gives exactly what the database's ``public.name_key``
+gives (its unaccent rules and alphanumeric classes are in ``name_key_tables``).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -33,6 +35,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from shared.sources import setlistfm_models as sfm
 from shared.sources import spotify_models as sp
 from shared.sources import ticketmaster_models as tm
+from shared.sources.name_key_tables import EXTRA_ALNUM_RANGES, UNACCENT
 
 ArtistSource = Literal["ticketmaster", "spotify", "musicbrainz"]
 VenueSource = Literal["ticketmaster", "setlistfm"]
@@ -46,47 +49,76 @@ SongVersion = Literal[
 # Name keys
 # ---------------------------------------------------------------------------------------------
 
-# Letters NFKD does not decompose but unaccent folds.
-_UNACCENT_EXTRA = str.maketrans(
-    {
-        "ß": "ss",
-        "æ": "ae",
-        "Æ": "AE",
-        "œ": "oe",
-        "Œ": "OE",
-        "ø": "o",
-        "Ø": "O",
-        "ł": "l",
-        "Ł": "L",
-        "đ": "d",
-        "Đ": "D",
-        "ð": "d",
-        "Ð": "D",
-        "þ": "th",
-        "Þ": "TH",
-        "ı": "i",
-    }
-)
-_NOT_ALNUM = re.compile(r"[\W_]+")
+# The database's unaccent dictionary: one character to its replacement (or to nothing).
+_UNACCENT = str.maketrans(UNACCENT)
+# What the database's locale (C.UTF-8) counts as [[:alnum:]]: letters, decimal
+# digits and letter numbers, plus the Alphabetic marks and symbols listed.
+_ALNUM_CATEGORIES = frozenset({"Lu", "Ll", "Lt", "Lm", "Lo", "Nl", "Nd"})
+_EXTRA_ALNUM_STARTS = tuple(low for low, _ in EXTRA_ALNUM_RANGES)
 # Typographic apostrophes and quotes inside words ("No One's") are dropped, not spaced.
 _APOSTROPHES = re.compile(r"['\u2018\u2019\u02bc`´]")
 
 
 def fold_accents(text: str) -> str:
-    """Accents removed the way Postgres ``unaccent`` does for Latin scripts."""
-    decomposed = unicodedata.normalize("NFKD", text.translate(_UNACCENT_EXTRA))
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    """Accents removed exactly as the database's ``unaccent`` does (Latin, Greek, Cyrillic, …).
+
+    Only what the unaccent rules list is replaced: superscripts, fullwidth
+    forms, kana and Hangul are left as they are.
+    """
+    return text.translate(_UNACCENT)
+
+
+def _lower(text: str) -> str:
+    """Postgres ``lower`` under C.UTF-8: one character at a time, no special casing.
+
+    Python's ``str.lower`` applies the final-sigma rule and turns "İ" into two
+    characters; the database's per-character mapping does neither.
+    """
+    return "".join(_lower_char(ch) for ch in text)
+
+
+def _lower_char(ch: str) -> str:
+    lowered = ch.lower()
+    if len(lowered) == 1:
+        return lowered
+    return lowered[0]  # "İ" → "i" (Python: "i" + combining dot above)
+
+
+def _is_alnum(ch: str) -> bool:
+    if unicodedata.category(ch) in _ALNUM_CATEGORIES:
+        return True
+    cp = ord(ch)
+    index = bisect_right(_EXTRA_ALNUM_STARTS, cp) - 1
+    return index >= 0 and cp <= EXTRA_ALNUM_RANGES[index][1]
+
+
+def _alnum_words(text: str) -> str:
+    """Alphanumeric runs joined by one space.
+
+    The database's ``btrim(regexp_replace(text, '[^[:alnum:]]+', ' ', 'g'))``.
+    """
+    words: list[str] = []
+    word: list[str] = []
+    for ch in text:
+        if _is_alnum(ch):
+            word.append(ch)
+        elif word:
+            words.append("".join(word))
+            word = []
+    if word:
+        words.append("".join(word))
+    return " ".join(words)
 
 
 def name_key(name: str) -> str:
     """Key shared by spellings of one name: accents folded, case and punctuation dropped.
 
-    "&" reads as "and". A name made only of punctuation keeps its trimmed
-    lower-case form. Same rules as the database's ``public.name_key``.
+    "&" reads as "and". A name made only of punctuation keeps its lower-case
+    form, trimmed of spaces. Exactly the database's ``public.name_key``:
+    ``tests/sources/test_name_key_parity.py`` compares the two.
     """
-    folded = fold_accents(name).lower().replace("&", " and ")
-    key = _NOT_ALNUM.sub(" ", folded).strip()
-    return key or name.strip().lower()
+    key = _alnum_words(_lower(fold_accents(name)).replace("&", " and "))
+    return key or _lower(name.strip(" "))
 
 
 # ---------------------------------------------------------------------------------------------
