@@ -203,7 +203,8 @@ begin
     return 'gone';
   end if;
   perform pgmq.delete('sync', p_msg_id);
-  delete from public.sync_pending_jobs p where p.msg_id = p_msg_id;
+  -- Released, or sent again when it was asked for while running.
+  perform public.sync_release_pending(p_msg_id);
   insert into public.sync_job_runs (msg_id, job_kind, entity_id, attempt, outcome, duration_ms)
   values (p_msg_id, coalesce(q.message ->> 'kind', '?'),
           case when (q.message ->> 'entity_id') ~* '^[0-9a-f-]{36}$'
@@ -247,13 +248,15 @@ begin
           left(p_error, 2000));
   if p_dead then
     perform pgmq.archive('sync', p_msg_id);
-    delete from public.sync_pending_jobs p where p.msg_id = p_msg_id;
+    perform public.sync_release_pending(p_msg_id);
     insert into public.sync_dead_letters (msg_id, job_kind, message, attempts, last_error)
     values (p_msg_id, v_kind, q.message, greatest(q.read_ct, 1),
             left(coalesce(p_error, 'unknown error'), 2000));
     return 'dead';
   end if;
   perform 1 from pgmq.set_vt('sync', p_msg_id, greatest(p_retry_in_seconds, 0));
+  -- The retried run comes after any request made during this one.
+  update public.sync_pending_jobs p set rerun = false where p.msg_id = p_msg_id and p.rerun;
   return 'retry';
 end;
 $$;

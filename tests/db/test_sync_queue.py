@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
+import pytest
 
 from tests.support.db import Connection
 
@@ -76,3 +79,118 @@ def test_completing_a_job_releases_it_in_the_same_transaction(db: Connection) ->
     again = db.execute("select public.enqueue_sync_job('artist_shows', %s) as id",
                        [entity]).fetchone()
     assert again is not None and again["id"] is not None
+
+
+def _messages(db: Connection) -> list[tuple[str, str]]:
+    return [
+        (r["message"]["kind"], r["message"]["entity_id"])
+        for r in db.execute("select message from pgmq.q_sync order by msg_id")
+    ]
+
+
+def _read_one(db: Connection) -> dict[str, int]:
+    job = db.execute("select msg_id, read_ct from public.sync_read_jobs(300, 1)").fetchone()
+    assert job is not None
+    return {"msg_id": job["msg_id"], "read_ct": job["read_ct"]}
+
+
+@pytest.mark.parametrize("ending", ["done", "dead"])
+def test_a_job_asked_for_while_it_runs_runs_again_after_it(
+    ending: str, database_url: str, db: Connection
+) -> None:
+    """create_setlist(S) is queued (new songs) while a run of create_setlist(S) that
+    found no catalogue is finishing: S must get another run."""
+    show = uuid.uuid4()
+    db.execute("select public.enqueue_sync_job('create_setlist', %s)", [show])
+    running = _read_one(db)  # a worker runs it
+
+    with psycopg.connect(database_url, autocommit=True) as other:
+        again = other.execute(
+            "select public.enqueue_sync_job('create_setlist', %s, '{\"why\": \"songs\"}')",
+            [show],
+        ).fetchone()
+    assert again == (None,)  # pending: no second message while it runs
+
+    if ending == "done":
+        status = db.execute(
+            "select public.sync_complete_job(%s, %s) as s",
+            [running["msg_id"], running["read_ct"]],
+        ).fetchone()
+    else:
+        status = db.execute(
+            "select public.sync_fail_job(%s, %s, 'boom', 60, true) as s",
+            [running["msg_id"], running["read_ct"]],
+        ).fetchone()
+    assert status == {"s": ending}
+
+    assert _messages(db) == [("create_setlist", str(show))]
+    rerun = db.execute("select msg_id, read_ct, options from public.sync_read_jobs(300, 1)")
+    job = rerun.fetchone()
+    assert job is not None and job["msg_id"] != running["msg_id"] and job["read_ct"] == 1
+    assert job["options"] == {"why": "songs"}
+    pending = db.execute("select msg_id, rerun from public.sync_pending_jobs").fetchall()
+    assert pending == [{"msg_id": job["msg_id"], "rerun": False}]
+    # This run ends normally: nothing left.
+    db.execute("select public.sync_complete_job(%s, 1)", [job["msg_id"]])
+    assert _messages(db) == []
+    assert db.execute("select count(*) as n from public.sync_pending_jobs").fetchone() == {"n": 0}
+
+
+def test_a_request_while_running_is_kept_when_the_run_completes_concurrently(
+    database_url: str, db: Connection
+) -> None:
+    """Two sessions: the enqueue holds the pending row when the worker completes."""
+    show = uuid.uuid4()
+    db.execute("select public.enqueue_sync_job('create_setlist', %s)", [show])
+    running = _read_one(db)
+
+    with psycopg.connect(database_url) as enqueuer:
+        enqueuer.execute("select public.enqueue_sync_job('create_setlist', %s)", [show])
+        with psycopg.connect(database_url, autocommit=True) as worker:
+            pid = worker.info.backend_pid
+            done: list[object] = []
+
+            def complete() -> None:
+                row = worker.execute(
+                    "select public.sync_complete_job(%s, %s)",
+                    [running["msg_id"], running["read_ct"]],
+                ).fetchone()
+                done.append(row[0] if row else None)
+
+            thread = threading.Thread(target=complete)
+            thread.start()
+            # The worker's completion waits for the enqueuer's transaction.
+            while db.execute(
+                "select wait_event_type = 'Lock' as waiting from pg_stat_activity where pid = %s",
+                [pid],
+            ).fetchone() != {"waiting": True}:
+                assert thread.is_alive() and not done, "the completion did not wait"
+                time.sleep(0.01)
+            enqueuer.commit()
+            thread.join()
+    assert done == ["done"]
+    assert _messages(db) == [("create_setlist", str(show))]
+    assert db.execute("select count(*) as n from public.sync_pending_jobs").fetchone() == {"n": 1}
+
+
+def test_a_retry_covers_a_request_made_while_running(db: Connection) -> None:
+    entity = uuid.uuid4()
+    db.execute("select public.enqueue_sync_job('artist_shows', %s)", [entity])
+    running = _read_one(db)
+    db.execute("select public.enqueue_sync_job('artist_shows', %s)", [entity])
+    assert db.execute("select rerun from public.sync_pending_jobs").fetchone() == {"rerun": True}
+    db.execute(
+        "select public.sync_fail_job(%s, %s, 'boom', 0, false)",
+        [running["msg_id"], running["read_ct"]],
+    )
+    retried = _read_one(db)
+    assert retried["msg_id"] == running["msg_id"]
+    db.execute("select public.sync_complete_job(%s, %s)", [retried["msg_id"], retried["read_ct"]])
+    assert _messages(db) == []  # the retry was the run asked for: no third one
+
+
+def test_enqueueing_a_job_not_yet_read_does_not_mark_a_rerun(db: Connection) -> None:
+    entity = uuid.uuid4()
+    db.execute("select public.enqueue_sync_job('artist_shows', %s)", [entity])
+    db.execute("select public.enqueue_sync_job('artist_shows', %s)", [entity])
+    assert db.execute("select rerun from public.sync_pending_jobs").fetchone() == {"rerun": False}
