@@ -224,6 +224,11 @@ def create_setlist_job(job: Job) -> JobOutcome:
                     answer["pending_reason"] = "no_spotify_id"
     except psycopg.errors.NoDataFound:
         return {"status": "show_not_found"}
+    except psycopg.Error as error:
+        if error.diag.message_hint != "show_closed":
+            raise
+        # Cancelled or over since the job was queued: nothing to draw, ever.
+        return {"status": "show_closed"}
     return {
         "status": answer["status"],
         "created": answer["created"],

@@ -200,6 +200,10 @@ def test_create_setlist(contract: Contract, db: Connection) -> None:
     assert contract.call("post", "/create_setlist", webhook).status_code == 401
     assert contract.call("post", "/create_setlist", {"show_id": str(uuid.uuid4())}
                          ).status_code == 404
+    over = build_stage(db, on_setlist=0, days_ahead=-1, venue_name="The Fillmore")
+    closed = contract.call("post", "/create_setlist", {"show_id": str(over.show_id)})
+    assert closed.status_code == 409 and closed.json is not None
+    assert closed.json["error"]["code"] == "show_closed"
     assert contract.call("get", "/create_setlist").status_code == 405
     contract.assert_all_statuses_seen("/create_setlist", "post")
 

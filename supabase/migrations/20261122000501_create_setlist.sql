@@ -37,7 +37,10 @@ grant execute on function public.predicted_setlist_songs(uuid) to anon, authenti
 
 -- Answers {show_id, artist_id, status: 'ready' | 'pending', created,
 -- setlist_id, songs, pending_reason, job_queued}. Errors: P0002 show_not_found
--- (404), 22004 missing argument (400).
+-- (404), PT409 show_closed (409), 22004 missing argument (400).
+-- A closed show (cancelled, removed, or started: public.voting_closes_at) gets
+-- nothing new, neither a setlist nor a job: show_closed. Its existing setlist,
+-- if it has one, is still answered (that writes nothing).
 -- SECURITY DEFINER: anyone who may open a show page may make sure its setlist
 -- exists (the only write is the one the show is owed), and queue the job.
 create or replace function public.create_setlist(
@@ -51,6 +54,8 @@ set search_path = ''
 as $$
 declare
   show_artist uuid;
+  show_status text;
+  closes_at timestamptz;
   predicted uuid;
   created boolean := false;
   queued boolean := false;
@@ -58,7 +63,12 @@ begin
   if create_setlist.show_id is null then
     raise exception 'show_id is required' using errcode = '22004', hint = 'missing_argument';
   end if;
-  select s.artist_id into show_artist from public.shows s where s.id = create_setlist.show_id;
+  select s.artist_id, s.status,
+         public.voting_closes_at(s.starts_at, s.local_date, s.local_time, v.timezone)
+    into show_artist, show_status, closes_at
+    from public.shows s
+    join public.venues v on v.id = s.venue_id
+   where s.id = create_setlist.show_id;
   if not found then
     raise exception 'no such show' using errcode = 'P0002', hint = 'show_not_found';
   end if;
@@ -69,6 +79,10 @@ begin
 
   if predicted is null or not exists (select 1 from public.setlist_songs ss
                                        where ss.setlist_id = predicted) then
+    if show_status in ('cancelled', 'removed') or closes_at <= now() then
+      raise exception 'this show is cancelled or over: it gets no predicted setlist'
+        using errcode = 'PT409', hint = 'show_closed';
+    end if;
     if not exists (select 1 from public.songs so where so.artist_id = show_artist) then
       if coalesce(create_setlist.enqueue_when_pending, true) then
         -- Null when the job is already pending: it is queued either way.

@@ -19,7 +19,7 @@ from shared import setlists
 from shared.sync import jobs as sync_jobs
 from shared.sync.jobs import JobRun
 from shared.sync.registry import Job, handler_for
-from shared.sync.worker import Worker, WorkerConfig
+from shared.sync.worker import JobResult, Worker, WorkerConfig
 from tests.setlists.conftest import INTERNAL_SECRET
 from tests.setlists.helpers import BAND_OF_HORSES_SONGS, build_stage, run_concurrently, scalar
 from tests.sources.conftest import payload
@@ -131,6 +131,43 @@ def test_an_empty_catalogue_is_pending_and_queued_never_invented(db: Connection)
     assert queued_setlist_jobs(db) == [str(show)]
 
 
+@pytest.mark.parametrize("closed", ["cancelled", "removed", "yesterday", "started"])
+def test_a_closed_show_gets_no_setlist_and_no_job(db: Connection, closed: str) -> None:
+    artist = insert_artist(db)
+    insert_songs(db, artist, BAND_OF_HORSES_SONGS)
+    show = insert_show(db, artist, insert_venue(db), -1 if closed == "yesterday" else 30)
+    if closed in ("cancelled", "removed"):
+        db.execute("update public.shows set status = %s where id = %s", [closed, show])
+    if closed == "started":
+        db.execute("update public.shows set local_date = current_date,"
+                   " starts_at = now() - interval '1 hour' where id = %s", [show])
+    db.execute("delete from pgmq.q_sync")
+    db.execute("delete from public.sync_pending_jobs")
+    with pytest.raises(psycopg.Error) as refused:
+        rpc(db, show)
+    assert (refused.value.sqlstate, refused.value.diag.message_hint) == ("PT409", "show_closed")
+    assert scalar(db, "select count(*) from public.setlists") == 0
+    assert queued_setlist_jobs(db) == []
+
+
+def test_a_closed_show_without_a_catalogue_is_refused_not_queued(db: Connection) -> None:
+    show = insert_show(db, insert_artist(db), insert_venue(db), -3)
+    db.execute("delete from pgmq.q_sync")
+    db.execute("delete from public.sync_pending_jobs")
+    with pytest.raises(psycopg.Error, match="no predicted setlist"):
+        rpc(db, show)
+    assert queued_setlist_jobs(db) == []
+
+
+def test_a_show_closed_after_its_draw_still_answers_its_setlist(db: Connection) -> None:
+    stage = build_stage(db, on_setlist=5)
+    db.execute("update public.shows set status = 'cancelled' where id = %s", [stage.show_id])
+    answer = rpc(db, stage.show_id)
+    assert (answer["status"], answer["created"], answer["setlist_id"]) == (
+        "ready", False, str(stage.setlist_id))
+    assert len(answer["songs"]) == 5
+
+
 def test_unknown_show_is_not_found(db: Connection) -> None:
     with pytest.raises(psycopg.errors.NoDataFound):
         rpc(db, uuid.uuid4())
@@ -232,6 +269,15 @@ def test_function_unknown_show_is_404(client: Client, db: Connection) -> None:
     assert response.status_code == 404
     assert response.json is not None
     assert response.json["error"]["code"] == "show_not_found"
+
+
+def test_function_closed_show_is_409(client: Client, db: Connection) -> None:
+    stage = build_stage(db, on_setlist=0, days_ahead=-1)
+    response = post(client, {"show_id": str(stage.show_id)})
+    assert response.status_code == 409
+    assert response.json is not None
+    assert response.json["error"]["code"] == "show_closed"
+    assert scalar(db, "select count(*) from public.setlists") == 0
 
 
 def test_function_bad_token_is_401(client: Client, db: Connection) -> None:
@@ -377,6 +423,14 @@ def worker() -> Worker:
     return Worker(WorkerConfig(heartbeat=False))
 
 
+def run_one_job(db: Connection) -> JobResult:
+    """Read the next visible job off the queue and run it as the worker does."""
+    row = db.execute("select msg_id, read_ct, enqueued_at, message, options"
+                     " from public.sync_read_jobs(300, 1)").fetchone()
+    assert row is not None
+    return worker().process(row)
+
+
 def test_the_job_is_registered_and_draws(db: Connection) -> None:
     assert handler_for("create_setlist") is setlists.create_setlist_job
     stage = build_stage(db, on_setlist=0)
@@ -399,7 +453,7 @@ def test_the_jobs_draw_and_completion_commit_together(
 
     # The job's transaction fails after the draw, when it removes the message.
     monkeypatch.setattr(sync_jobs, "complete", connection_lost)
-    [failed] = worker().run_batch()
+    failed = run_one_job(db)
     assert failed.outcome == "retry"
     assert scalar(db, "select count(*) from public.setlists") == 0
     assert scalar(db, "select count(*) from public.setlist_songs") == 0
@@ -407,7 +461,7 @@ def test_the_jobs_draw_and_completion_commit_together(
 
     monkeypatch.undo()
     db.execute("update pgmq.q_sync set vt = now()")  # its retry is due now
-    [done] = worker().run_batch()
+    done = run_one_job(db)
     assert done.outcome == "done"
     assert len(setlist_rows(db, stage.show_id)) == 5
     assert queued_jobs(db) == []
@@ -419,7 +473,7 @@ def test_the_job_queues_the_catalogue_instead_of_fetching_it(
     artist = _artist_on_spotify(db)
     show = insert_show(db, artist, insert_venue(db))
     assert queued_jobs(db) == [("create_setlist", str(show))]
-    [done] = worker().run_batch()
+    done = run_one_job(db)
     assert done.outcome == "done"
     assert spotify.api_requests() == []  # no Spotify call inside the job
     assert queued_jobs(db) == [("artist_catalogue", str(artist))]
@@ -442,3 +496,13 @@ def test_the_job_ends_pending_without_a_spotify_id(database_url: str, db: Connec
         "pending_reason": "no_spotify_id", "catalogue_queued": False}
     assert queued_jobs(db) == []
     assert setlists.create_setlist_job(job_for(uuid.uuid4())) == {"status": "show_not_found"}
+
+
+def test_the_job_for_a_show_cancelled_since_ends_without_a_retry(db: Connection) -> None:
+    stage = build_stage(db, on_setlist=0)  # the new show queued the job
+    db.execute("update public.shows set status = 'cancelled' where id = %s", [stage.show_id])
+    assert setlists.create_setlist_job(job_for(stage.show_id)) == {"status": "show_closed"}
+    done = run_one_job(db)
+    assert done.outcome == "done"
+    assert queued_jobs(db) == []
+    assert scalar(db, "select count(*) from public.setlists") == 0
