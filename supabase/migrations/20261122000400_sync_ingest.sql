@@ -104,8 +104,10 @@ begin
      order by array_position(array['spotify', 'musicbrainz', 'ticketmaster'], x.source)
      limit 1;
 
-    -- 2. The natural key: same name, and no conflicting Spotify or
-    --    MusicBrainz id (those are one per real artist).
+    -- 2. The natural key: same name, and no source in which both the input
+    --    and the artist have ids without sharing one (two bands of one name
+    --    on Ticketmaster, with different attraction ids, stay two artists).
+    --    Step 1 found no shared id, so: no source in which both have ids.
     if v_id is null then
       select a.id into v_id
         from public.artists a
@@ -113,10 +115,9 @@ begin
          and not exists (
            select 1
              from public.artist_external_ids x
-             join jsonb_to_recordset(ids) as e(source text, id text) on x.source = e.source
             where x.artist_id = a.id
-              and x.source in ('spotify', 'musicbrainz')
-              and x.external_id <> e.id)
+              and x.source in (select e.source
+                                 from jsonb_to_recordset(ids) as e(source text, id text)))
        order by a.created_at, a.id
        limit 1;
     end if;

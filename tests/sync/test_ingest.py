@@ -220,3 +220,46 @@ def test_ingesting_unchanged_data_again_writes_nothing(database_url: str, db: Co
     before = row_versions(db)
     assert ingest() == {"created": 0, "updated": 0, "unchanged": 3}
     assert row_versions(db) == before
+
+
+def test_two_bands_of_one_name_on_ticketmaster_stay_two_artists(
+    database_url: str, db: Connection
+) -> None:
+    with shared_db.transaction() as conn:
+        [first] = ingest_artists(
+            conn, [ArtistRecord(name="Nirvana", ticketmaster_id="K8vZ917NIR1")]
+        )
+    with shared_db.transaction() as conn:
+        [second] = ingest_artists(
+            conn, [ArtistRecord(name="Nirvana", ticketmaster_id="K8vZ917NIR2")]
+        )
+        # The same band again, by either id: the artist it already is.
+        again = ingest_artists(
+            conn,
+            [
+                ArtistRecord(name="Nirvana", ticketmaster_id="K8vZ917NIR1"),
+                ArtistRecord(name="Nirvana", ticketmaster_id="K8vZ917NIR2"),
+            ],
+        )
+    assert first.id != second.id
+    assert [r.id for r in again] == [first.id, second.id]
+    assert count(db, "artists") == 2
+    owners = {
+        r["external_id"]: r["artist_id"]
+        for r in db.execute("select external_id, artist_id from public.artist_external_ids")
+    }
+    assert owners == {"K8vZ917NIR1": first.id, "K8vZ917NIR2": second.id}
+
+
+def test_a_name_match_still_merges_ids_from_a_new_source(
+    database_url: str, db: Connection
+) -> None:
+    with shared_db.transaction() as conn:
+        [tm_only] = ingest_artists(
+            conn, [ArtistRecord(name="Nirvana", ticketmaster_id="K8vZ917NIR1")]
+        )
+        [spotify_only] = ingest_artists(
+            conn, [ArtistRecord(name="Nirvana", spotify_id="6olE6TJLqED3rqDCT0FyPh")]
+        )
+    assert tm_only.id == spotify_only.id
+    assert count(db, "artists") == 1
