@@ -80,11 +80,13 @@ ErrorClassifier = Callable[[httpx.Response, str, str], SourceError | None]
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret, raw or URL-encoded, replaced by ``[REDACTED]``."""
+    """``text`` with every secret, raw, URL-encoded or escaped, replaced by ``[REDACTED]``."""
     for secret in secrets:
         if not secret:
             continue
-        for form in {secret, quote(secret, safe=""), quote(secret)}:
+        # Longest first, so that no form leaves part of a longer one behind.
+        forms = {secret, quote(secret, safe=""), quote(secret), repr(secret)[1:-1]}
+        for form in sorted(forms, key=len, reverse=True):
             text = text.replace(form, REDACTED)
     return text
 
@@ -192,8 +194,9 @@ class SourceHttp:
             multiplier=self.retry.backoff_initial_seconds, max=self.retry.backoff_max_seconds
         ) + wait_random(0, self.retry.backoff_jitter_seconds)
 
-    def redact(self, text: str) -> str:
-        return redact(text, self.secrets)
+    def redact(self, text: str, extra_secrets: Iterable[str] = ()) -> str:
+        """``text`` without the client's secrets nor ``extra_secrets`` (a call's own tokens)."""
+        return redact(text, (*self.secrets, *extra_secrets))
 
     def get(
         self,
@@ -203,8 +206,11 @@ class SourceHttp:
         path: Mapping[str, str] | None = None,
         params: Mapping[str, str | int] | None = None,
         headers: Mapping[str, str] | None = None,
+        secrets: Iterable[str] = (),
     ) -> ModelT:
-        return self.call("GET", endpoint, model, path=path, params=params, headers=headers)
+        return self.call(
+            "GET", endpoint, model, path=path, params=params, headers=headers, secrets=secrets
+        )
 
     def call(
         self,
@@ -218,12 +224,16 @@ class SourceHttp:
         data: Mapping[str, str] | None = None,
         auth: httpx.Auth | None = None,
         base_url: str | None = None,
+        secrets: Iterable[str] = (),
     ) -> ModelT:
         """Send ``method endpoint`` (a template filled from ``path``) and validate the answer.
 
-        Raises a ``SourceError`` subclass; retryable failures only once the
-        retry policy is exhausted.
+        ``secrets``: this call's own credentials (an access token in
+        ``headers``), redacted like the client's from anything the call
+        reports. Raises a ``SourceError`` subclass; retryable failures only
+        once the retry policy is exhausted.
         """
+        call_secrets = tuple(secret for secret in secrets if secret)
         url = (base_url or self.base_url).rstrip("/") + endpoint.format_map(
             {key: quote(value, safe="") for key, value in (path or {}).items()}
         )
@@ -246,6 +256,7 @@ class SourceHttp:
                     headers=headers,
                     data=data,
                     auth=auth,
+                    secrets=call_secrets,
                 )
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
@@ -263,6 +274,7 @@ class SourceHttp:
         headers: Mapping[str, str] | None,
         data: Mapping[str, str] | None,
         auth: httpx.Auth | None,
+        secrets: tuple[str, ...],
     ) -> ModelT:
         self._wait_for_slot(endpoint)
         started = time.perf_counter()
@@ -278,15 +290,19 @@ class SourceHttp:
         except httpx.TransportError as exc:
             # Timeouts, refused or reset connections, protocol errors.
             network_error = UpstreamError(
-                self.provider, endpoint, f"{type(exc).__name__}: {self.redact(str(exc))}"
+                self.provider, endpoint, f"{type(exc).__name__}: {self.redact(str(exc), secrets)}"
             )
-            self._observe(endpoint, method, None, started, attempt, "network_error", network_error)
+            self._observe(
+                endpoint, method, None, started, attempt, "network_error", network_error, secrets
+            )
             raise network_error from None
 
         status = response.status_code
         if status >= 400:
-            error = self._error_for(response, endpoint)
-            self._observe(endpoint, method, status, started, attempt, _outcome_of(error), error)
+            error = self._error_for(response, endpoint, secrets)
+            self._observe(
+                endpoint, method, status, started, attempt, _outcome_of(error), error, secrets
+            )
             if isinstance(error, QuotaExhausted):
                 self.limiter.pause_until(self.provider, error.reset_at)
             raise error
@@ -297,12 +313,14 @@ class SourceHttp:
             invalid = InvalidPayload(
                 self.provider,
                 endpoint,
-                self.redact(_summarise_validation(exc)),
+                self.redact(_summarise_validation(exc), secrets),
                 status_code=status,
             )
-            self._observe(endpoint, method, status, started, attempt, "invalid_payload", invalid)
+            self._observe(
+                endpoint, method, status, started, attempt, "invalid_payload", invalid, secrets
+            )
             raise invalid from None
-        self._observe(endpoint, method, status, started, attempt, "ok", None)
+        self._observe(endpoint, method, status, started, attempt, "ok", None, secrets)
         return result
 
     def _wait_for_slot(self, endpoint: str) -> None:
@@ -350,9 +368,12 @@ class SourceHttp:
         # Still late after several slots: the machine is overloaded; send
         # rather than starve (a burst 429 would be retried).
 
-    def _error_for(self, response: httpx.Response, endpoint: str) -> SourceError:
+    def _error_for(
+        self, response: httpx.Response, endpoint: str, secrets: tuple[str, ...]
+    ) -> SourceError:
         status = response.status_code
-        body = self.redact(response.text[:_MAX_ERROR_CHARS])
+        # Redact the whole body before cutting it: a cut could split a secret.
+        body = self.redact(response.text, secrets)[:_MAX_ERROR_CHARS]
         if self._classify is not None:
             specific = self._classify(response, endpoint, body)
             if specific is not None:
@@ -391,6 +412,7 @@ class SourceHttp:
         attempt: int,
         outcome: Outcome,
         error: SourceError | None,
+        secrets: tuple[str, ...],
     ) -> None:
         self.observer.record(
             ApiCall(
@@ -401,7 +423,11 @@ class SourceHttp:
                 latency_ms=round((time.perf_counter() - started) * 1000),
                 attempt=attempt,
                 outcome=outcome,
-                error=self.redact(str(error))[:_MAX_ERROR_CHARS] if error is not None else None,
+                error=(
+                    self.redact(str(error), secrets)[:_MAX_ERROR_CHARS]
+                    if error is not None
+                    else None
+                ),
             )
         )
 

@@ -3,7 +3,9 @@
 Catalogue calls use an app token from the client-credentials flow, cached
 until shortly before it expires and fetched again once if the API answers
 401. ``/me/*`` calls use the signed-in user's own Spotify token (Supabase
-Auth's provider token), passed per call and never stored.
+Auth's provider token), passed per call and never stored. Every token, the
+app's and the user's, is redacted like the client secret from anything a call
+reports (exceptions, log lines, ``api_calls`` rows).
 
 Works for development-mode apps (February-March 2026 restrictions): page
 sizes of 10 for search and artist albums, ``/artists?ids=`` answered 403 and
@@ -233,11 +235,8 @@ class SpotifyClient(SourceClient):
         """The user's top artists (scope ``user-top-read``), every page of ``limit``."""
         _check_me_limit(limit)
         return self._all_pages(
-            lambda page_params: self.http.get(
-                "/me/top/artists",
-                ArtistsPaging,
-                params=page_params,
-                headers=_bearer(user_token.get_secret_value()),
+            lambda page_params: self._user_get(
+                "/me/top/artists", ArtistsPaging, user_token, params=page_params
             ),
             {"time_range": time_range, "limit": limit},
         )
@@ -250,11 +249,8 @@ class SpotifyClient(SourceClient):
         artists: list[Artist] = []
         params: dict[str, str | int] = {"type": "artist", "limit": limit}
         while True:
-            page = self.http.get(
-                "/me/following",
-                FollowedArtistsResponse,
-                params=params,
-                headers=_bearer(user_token.get_secret_value()),
+            page = self._user_get(
+                "/me/following", FollowedArtistsResponse, user_token, params=params
             ).artists
             artists.extend(page.items)
             if page.next is None or page.cursors.after is None or not page.items:
@@ -301,15 +297,32 @@ class SpotifyClient(SourceClient):
     ) -> ModelT:
         token = self._app_token()
         try:
-            return self.http.get(endpoint, model, path=path, params=params, headers=_bearer(token))
+            return self.http.get(
+                endpoint, model, path=path, params=params, headers=_bearer(token), secrets=[token]
+            )
         except BadCredentials as exc:
             if isinstance(exc, Forbidden):
                 raise
             # The token was revoked or expired early: fetch a new one, once.
             self._forget_token(token)
+            fresh = self._app_token()
             return self.http.get(
-                endpoint, model, path=path, params=params, headers=_bearer(self._app_token())
+                endpoint, model, path=path, params=params, headers=_bearer(fresh), secrets=[fresh]
             )
+
+    def _user_get(
+        self,
+        endpoint: str,
+        model: type[ModelT],
+        user_token: SecretStr,
+        *,
+        params: Mapping[str, str | int] | None = None,
+    ) -> ModelT:
+        """A ``/me/*`` call with the user's own token, redacted from whatever the call reports."""
+        token = user_token.get_secret_value()
+        return self.http.get(
+            endpoint, model, params=params, headers=_bearer(token), secrets=[token]
+        )
 
     def _app_token(self) -> str:
         with self._token_lock:

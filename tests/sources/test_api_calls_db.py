@@ -10,10 +10,20 @@ from pydantic import SecretStr
 from pytest_httpx import HTTPXMock
 
 from shared.sources.calllog import ApiCallLog
-from shared.sources.errors import QuotaExhausted
+from shared.sources.errors import ClientError, QuotaExhausted
 from shared.sources.records import name_key
+from shared.sources.spotify import SpotifyClient
 from shared.sources.ticketmaster import TicketmasterClient
-from tests.sources.conftest import TM_BASE, TM_KEY, FakeClock, NoWaitLimiter, payload
+from tests.sources.conftest import (
+    SPOTIFY_ACCOUNTS,
+    SPOTIFY_API,
+    SPOTIFY_SECRET,
+    TM_BASE,
+    TM_KEY,
+    FakeClock,
+    NoWaitLimiter,
+    payload,
+)
 from tests.support.db import Connection
 
 ATTRACTION_URL = re.compile(re.escape(f"{TM_BASE}/attractions/K8vZ9171ob7.json") + r"\?.*")
@@ -158,3 +168,60 @@ def test_a_failing_call_log_does_not_fail_the_call(
 def test_name_key_agrees_with_the_database(database_url: str, db: Connection, name: str) -> None:
     row = db.execute("select public.name_key(%s) as key", [name]).fetchone()
     assert row == {"key": name_key(name)}
+
+
+def test_spotify_tokens_are_absent_from_rows_and_logs(
+    database_url: str,
+    db: Connection,
+    httpx_mock: HTTPXMock,
+    clock: FakeClock,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    app_token = "BQAppAccessToken0123456789abcdefXYZ"
+    user_token = "BQUserProviderToken0123456789abcdefXYZ"
+    httpx_mock.add_response(
+        method="POST",
+        url=f"{SPOTIFY_ACCOUNTS}/api/token",
+        json={"access_token": app_token, "token_type": "Bearer", "expires_in": 3600},
+    )
+    for path, token in (
+        ("/artists/0OdUWJ0sBjDrqHygGUXeCF", app_token),
+        ("/me/following", user_token),
+    ):
+        httpx_mock.add_response(
+            url=re.compile(re.escape(f"{SPOTIFY_API}{path}") + r"(\?.*)?$"),
+            status_code=400,
+            json={"error": {"status": 400, "message": f"bad request with Bearer {token}"}},
+        )
+    spotify = SpotifyClient(
+        client_id="theset-client-id",
+        client_secret=SecretStr(SPOTIFY_SECRET),
+        api_base_url=SPOTIFY_API,
+        accounts_base_url=SPOTIFY_ACCOUNTS,
+        requests_per_second=5,
+        timeout_seconds=10,
+        limiter=NoWaitLimiter(),
+        observer=ApiCallLog(),
+        sleep=clock.sleep,
+        clock=clock.time,
+    )
+
+    with spotify:
+        with pytest.raises(ClientError) as app_error:
+            spotify.get_artist("0OdUWJ0sBjDrqHygGUXeCF")
+        with pytest.raises(ClientError) as user_error:
+            spotify.me_followed_artists(SecretStr(user_token))
+
+    output = capfd.readouterr()
+    rows = db.execute("select * from public.api_calls where outcome = 'client_error'").fetchall()
+    assert [row["endpoint"] for row in rows] == ["/artists/{id}", "/me/following"]
+    assert all("Bearer [REDACTED]" in row["error"] for row in rows)
+    everything = (
+        json.dumps(rows, default=str)
+        + output.out
+        + output.err
+        + str(app_error.value)
+        + str(user_error.value)
+    )
+    assert app_token not in everything
+    assert user_token not in everything

@@ -27,7 +27,7 @@ from shared.sources.errors import (
     SourceError,
     UpstreamError,
 )
-from shared.sources.http import RetryPolicy
+from shared.sources.http import RetryPolicy, redact
 from shared.sources.ratelimit import InMemoryRateLimiter
 from shared.sources.setlistfm import SetlistFmClient
 from shared.sources.ticketmaster import TicketmasterClient
@@ -374,3 +374,25 @@ def test_ticketmaster_key_never_leaves_the_client(
     assert TM_KEY not in repr(call)
     # httpx logs request URLs (with the apikey) at INFO: that logger is kept quiet.
     assert TM_KEY not in caplog.text
+
+
+def test_a_key_across_the_cut_of_a_long_error_body_is_not_left_half_visible(
+    tm: TicketmasterClient, httpx_mock: HTTPXMock, observer: CollectingObserver
+) -> None:
+    # The key starts a few characters before the 500th: cutting before
+    # redacting would leave its first characters in the message.
+    httpx_mock.add_response(url=ATTRACTION_URL, status_code=400, text="x" * 490 + TM_KEY)
+
+    with pytest.raises(ClientError) as raised:
+        tm.get_attraction("K8vZ9171ob7")
+
+    (call,) = observer.calls
+    for reported in (str(raised.value), call.error or ""):
+        assert TM_KEY[:10] not in reported
+
+
+def test_escaped_forms_of_a_secret_are_redacted() -> None:
+    secret = 'tok\nen"42'
+    text = f"Illegal header value {('Bearer ' + secret).encode()!r}"
+
+    assert redact(text, [secret]) == "Illegal header value b'Bearer [REDACTED]'"

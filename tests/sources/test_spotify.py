@@ -6,11 +6,12 @@ import base64
 import re
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 from pydantic import SecretStr
 from pytest_httpx import HTTPXMock
 
-from shared.sources.errors import BadCredentials, QuotaExhausted
+from shared.sources.errors import BadCredentials, ClientError, QuotaExhausted, UpstreamError
 from shared.sources.spotify import SpotifyClient
 from tests.sources.conftest import (
     NOW,
@@ -317,3 +318,79 @@ def test_development_mode_quota_overrun_is_quota_exhausted(
     assert raised.value.reset_at == datetime.fromtimestamp(NOW + 7200, UTC)
     assert limiter.paused["spotify"] == raised.value.reset_at
     assert len([r for r in httpx_mock.get_requests() if r.method == "GET"]) == 1
+
+
+def _echoing(status: int, token: str) -> dict[str, object]:
+    """An error body quoting the token it was sent, as a gateway or proxy might."""
+    return {"error": {"status": status, "message": f"Bad token: Bearer {token}"}}
+
+
+def test_the_app_token_never_leaves_the_client(
+    spotify: SpotifyClient, httpx_mock: HTTPXMock, observer: CollectingObserver
+) -> None:
+    add_token(httpx_mock)
+    httpx_mock.add_response(
+        url=api(f"/artists/{BOH}"), status_code=400, json=_echoing(400, APP_TOKEN)
+    )
+
+    with pytest.raises(ClientError) as raised:
+        spotify.get_artist(BOH)
+
+    assert "Bad token: Bearer [REDACTED]" in str(raised.value)
+    reported = str(raised.value) + repr([call.error for call in observer.calls])
+    assert APP_TOKEN not in reported
+
+
+def test_a_refreshed_app_token_is_redacted_too(
+    spotify: SpotifyClient, httpx_mock: HTTPXMock, observer: CollectingObserver
+) -> None:
+    fresh = "BQFreshAppToken0123456789abcdefABCDEF"
+    add_token(httpx_mock)
+    httpx_mock.add_response(
+        url=api(f"/artists/{BOH}"), status_code=401, json=_echoing(401, APP_TOKEN)
+    )
+    add_token(httpx_mock, token=fresh)
+    httpx_mock.add_response(url=api(f"/artists/{BOH}"), status_code=401, json=_echoing(401, fresh))
+
+    with pytest.raises(BadCredentials) as raised:
+        spotify.get_artist(BOH)
+
+    reported = str(raised.value) + repr([call.error for call in observer.calls])
+    assert "[REDACTED]" in reported
+    assert APP_TOKEN not in reported
+    assert fresh not in reported
+
+
+@pytest.mark.parametrize("endpoint", ["/me/top/artists", "/me/following"])
+def test_the_user_token_never_leaves_the_client(
+    spotify: SpotifyClient, httpx_mock: HTTPXMock, observer: CollectingObserver, endpoint: str
+) -> None:
+    user_token = USER_TOKEN.get_secret_value()
+    httpx_mock.add_response(url=api(endpoint), status_code=401, json=_echoing(401, user_token))
+
+    call = spotify.me_top_artists if endpoint == "/me/top/artists" else spotify.me_followed_artists
+    with pytest.raises(BadCredentials) as raised:
+        call(USER_TOKEN)
+
+    assert "Bad token: Bearer [REDACTED]" in str(raised.value)
+    reported = str(raised.value) + repr([call.error for call in observer.calls])
+    assert user_token not in reported
+
+
+def test_a_network_error_quoting_the_user_token_is_redacted(
+    spotify: SpotifyClient, httpx_mock: HTTPXMock, observer: CollectingObserver
+) -> None:
+    user_token = USER_TOKEN.get_secret_value()
+    for _ in range(4):  # every attempt of the retry policy
+        httpx_mock.add_exception(
+            httpx.LocalProtocolError(f"Illegal header value b'Bearer {user_token}'"),
+            url=api("/me/top/artists"),
+        )
+
+    with pytest.raises(UpstreamError) as raised:
+        spotify.me_top_artists(USER_TOKEN)
+
+    assert "Bearer [REDACTED]" in str(raised.value)
+    reported = str(raised.value) + repr([call.error for call in observer.calls])
+    assert user_token not in reported
+    assert len(observer.calls) == 4
