@@ -150,7 +150,7 @@ def _rpc_client(url: str, song: str, voters: list[str], barrier: Barrier, second
                 break
             claims = json.dumps({"sub": voter, "role": "authenticated", "aud": "authenticated"})
             try:
-                # Pipelined, as shared.setlists sends it: the commit follows the
+                # Pipelined, as shared.rpc sends it: the commit follows the
                 # call without waiting for a round trip while the row is locked.
                 with conn.pipeline(), conn.transaction():
                     conn.execute("select set_config('request.jwt.claims', %s, true),"

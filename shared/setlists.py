@@ -1,115 +1,35 @@
-"""Predicted setlists and votes: the Python side of the setlist RPCs.
+"""Predicted setlists: the Python side of the ``create_setlist`` RPC.
 
 Everything that must be atomic lives in the database (see
-``supabase/migrations/2026112200050*``): ``create_setlist``, ``cast_vote``
-and ``add_song`` are Postgres functions. This module calls them, imports an
-artist's catalogue first when a setlist cannot be drawn without it, and turns
-their errors into JSON API errors. It also registers the ``create_setlist``
-queue job (the worker imports this module).
+``supabase/migrations/20261122000501_create_setlist.sql``). This module calls
+the RPC, imports an artist's catalogue first when a setlist cannot be drawn
+without it, and turns the RPC's refusals into JSON API errors (``shared.rpc``).
+It also registers the ``create_setlist`` queue job (the worker imports this
+module). Votes and additions are in ``shared.votes``.
 
-RPC errors carry a stable machine code in the error's hint and a SQLSTATE
-that PostgREST turns into the HTTP status (``PT409`` → 409 and so on); the
-functions answer with the same status and code.
+The catalogue import (source clients, the sync engine's ingest) is imported
+when first needed, not with this module: a setlist drawn from a catalogue
+already there needs none of it.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Final
 
 import psycopg
 
-from shared import db
-from shared.auth import Claims
+from shared import db, rpc
 from shared.config import get_settings
 from shared.logging import get_logger
-from shared.sources.errors import SourceError
-from shared.sync.catalogue import KIND as CATALOGUE_JOB_KIND
-from shared.sync.catalogue import import_artist_catalogue
-from shared.sync.errors import NoSpotifyId, SyncError
 from shared.sync.jobs import job_transaction
-from shared.sync.queue import enqueue
 from shared.sync.registry import Job, JobOutcome, job_handler
-from shared.web import ApiError, BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 
 log = get_logger(__name__)
 
 JOB_KIND: Final = "create_setlist"
-
-
-
-class UnprocessableEntity(ApiError):
-    status, code = 422, "unprocessable"
-
-
-# SQLSTATEs the setlist RPCs raise on purpose, with the error class they become.
-_ERRORS_BY_SQLSTATE: Final[Mapping[str, type[ApiError]]] = {
-    "P0002": NotFound,
-    "PT401": Unauthorized,
-    "PT403": Forbidden,
-    "PT409": Conflict,
-    "PT422": UnprocessableEntity,
-    "22004": BadRequest,
-}
-
-
-def api_error_for(error: psycopg.Error) -> ApiError | None:
-    """The API error an RPC's deliberate refusal stands for; None for anything else."""
-    diag = error.diag
-    sqlstate, hint = diag.sqlstate, diag.message_hint
-    if sqlstate == "42501" and hint == "not_signed_in":
-        return Unauthorized(diag.message_primary or "sign in first", code=hint)
-    kind = _ERRORS_BY_SQLSTATE.get(sqlstate or "")
-    if kind is None or not hint:
-        return None
-    return kind(diag.message_primary or hint, code=hint)
-
-
-def _call(sql: str, params: list[Any], claims: Claims | None = None) -> dict[str, Any]:
-    """Run one RPC returning jsonb in its own transaction, as the caller (``claims``, the
-    way PostgREST runs a request) or as the backend.
-
-    Pipelined: begin, the caller's claims, the call and the commit leave in one
-    round trip, so a hot row the RPC locks (a popular song's vote count) is
-    not held while the commit travels back and forth.
-    """
-    try:
-        with db.get_pool().connection() as conn:
-            with conn.pipeline(), conn.transaction():
-                if claims is not None:
-                    db.act_as(conn, claims.raw)
-                cursor = conn.execute(sql, params)
-            row = cursor.fetchone()
-    except psycopg.Error as error:
-        mapped = api_error_for(error)
-        if mapped is None:
-            raise
-        raise mapped from None
-    assert row is not None
-    answer: dict[str, Any] = row["answer"]
-    return answer
-
-
-# -- votes ----------------------------------------------------------------------
-
-
-def cast_vote(claims: Claims, setlist_song_id: uuid.UUID, vote: bool) -> dict[str, Any]:
-    """Vote (or take the vote back) as the token's user; the new count and vote state."""
-    answer = _call(
-        "select public.cast_vote(%s, %s) as answer", [setlist_song_id, vote], claims
-    )
-    log.info("vote_cast", setlist_song_id=str(setlist_song_id), vote=vote,
-             vote_count=answer["vote_count"])
-    return answer
-
-
-def add_song(claims: Claims, show_id: uuid.UUID, song_id: uuid.UUID) -> dict[str, Any]:
-    """Add a song of the show's artist to its predicted setlist, as the token's user."""
-    answer = _call("select public.add_song(%s, %s) as answer", [show_id, song_id], claims)
-    log.info("song_added", show_id=str(show_id), song_id=str(song_id))
-    return answer
 
 
 # -- create_setlist -----------------------------------------------------------
@@ -127,7 +47,7 @@ def _create_setlist_rpc(
 
 
 def _rpc(show_id: uuid.UUID, *, enqueue_when_pending: bool) -> dict[str, Any]:
-    return _call(
+    return rpc.call(
         "select public.create_setlist(%s, %s) as answer", [show_id, enqueue_when_pending]
     )
 
@@ -170,6 +90,10 @@ def create_setlist(show_id: uuid.UUID) -> dict[str, Any]:
     answer = _rpc(show_id, enqueue_when_pending=False)
     if answer["status"] != "pending":
         return answer
+    from shared.sources.errors import SourceError
+    from shared.sync.catalogue import import_artist_catalogue
+    from shared.sync.errors import NoSpotifyId, SyncError
+
     artist_id = uuid.UUID(answer["artist_id"])
     with _catalogue_import_slot(artist_id) as mine:
         if not mine:
@@ -210,6 +134,9 @@ def create_setlist_job(job: Job) -> JobOutcome:
     setlist. An artist without a Spotify id queues nothing: the artist import
     queues its catalogue once it learns the id.
     """
+    from shared.sync.catalogue import KIND as CATALOGUE_JOB_KIND
+    from shared.sync.queue import enqueue
+
     show_id = job.entity_id
     queued_catalogue = False
     try:

@@ -18,7 +18,7 @@ import flask
 import functions_framework
 from pydantic import BaseModel, ConfigDict
 
-from shared import setlists
+from shared import votes
 from shared.auth import authenticate
 from shared.web import endpoint, parse_json
 
@@ -35,5 +35,5 @@ class AddSongRequest(BaseModel):
 def add_song(request: flask.Request) -> tuple[dict[str, Any], int]:
     claims = authenticate(request)
     body = parse_json(request, AddSongRequest)
-    answer = setlists.add_song(claims, body.show_id, body.song_id)
+    answer = votes.add_song(claims, body.show_id, body.song_id)
     return answer, 201 if answer["added"] else 200

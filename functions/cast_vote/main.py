@@ -18,7 +18,7 @@ import flask
 import functions_framework
 from pydantic import BaseModel, ConfigDict, StrictBool
 
-from shared import setlists
+from shared import votes
 from shared.auth import authenticate
 from shared.web import endpoint, parse_json
 
@@ -36,4 +36,4 @@ class CastVoteRequest(BaseModel):
 def cast_vote(request: flask.Request) -> dict[str, Any]:
     claims = authenticate(request)
     body = parse_json(request, CastVoteRequest)
-    return setlists.cast_vote(claims, body.setlist_song_id, body.vote)
+    return votes.cast_vote(claims, body.setlist_song_id, body.vote)
