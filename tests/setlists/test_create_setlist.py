@@ -17,6 +17,7 @@ from werkzeug.test import Client, TestResponse
 
 from shared import setlists
 from shared.sync import jobs as sync_jobs
+from shared.sync.catalogue import import_artist_catalogue
 from shared.sync.jobs import JobRun
 from shared.sync.registry import Job, handler_for
 from shared.sync.worker import JobResult, Worker, WorkerConfig
@@ -173,16 +174,18 @@ def test_unknown_show_is_not_found(db: Connection) -> None:
         rpc(db, uuid.uuid4())
 
 
-def test_new_shows_and_new_songs_queue_the_job(db: Connection) -> None:
-    artist = insert_artist(db)
+def test_new_shows_and_new_songs_queue_the_job(db: Connection, spotify: Upstream) -> None:
+    artist = _artist_on_spotify(db)
     show = insert_show(db, artist, insert_venue(db))
     cancelled = insert_show(db, artist, insert_venue(db, "The Fillmore", "San Francisco"), 40)
     db.execute("update public.shows set status = 'cancelled' where id = %s", [cancelled])
     assert queued_setlist_jobs(db) == [str(show), str(cancelled)]
     db.execute("delete from pgmq.q_sync")
     db.execute("delete from public.sync_pending_jobs")
-    # The catalogue arrives: the show still without a setlist is queued again.
-    insert_songs(db, artist, BAND_OF_HORSES_SONGS[:6])
+    # The catalogue arrives (imported, as the catalogue job does): the show
+    # still without a setlist is queued again.
+    spotify.spotify_catalogue()
+    assert import_artist_catalogue(artist).created > 0
     assert queued_setlist_jobs(db) == [str(show)]
 
 
