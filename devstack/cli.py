@@ -149,7 +149,10 @@ def up() -> None:
     )
     _wait_for_health()
     # The queue worker: locally it runs as a loop (in production pg_cron calls run_jobs).
-    _start_process("worker", [python, "-m", "shared.sync.worker"], env)
+    # A queue job may wait longer for a source's rate-limit slot than a request
+    # a fan is waiting on (SOURCE_MAX_SLOT_WAIT_SECONDS, 10 s by default).
+    worker_env = {"SOURCE_MAX_SLOT_WAIT_SECONDS": "60", **env}
+    _start_process("worker", [python, "-m", "shared.sync.worker"], worker_env)
     print(f"database   {url}")
     for name in function_names():
         print(f"function   {functions_url(name)}")
