@@ -51,14 +51,14 @@ from devstack.cluster import Cluster, free_port
 from devstack.migrate import PROJECT_ROOT, apply_migrations, apply_platform
 from devstack.tokens import mint_local_token
 from shared.db import Connection
+from tests.support.catalogue import BAND_OF_HORSES_SONGS
 
 MAX_SECONDS = 60.0
 STARTUP_TIMEOUT = 60.0
 SUPABASE_URL = "http://127.0.0.1:54321"
 JWT_SECRET = "bench-only-jwt-secret-with-at-least-32-characters"  # noqa: S105 (local only)
-# Real Band of Horses songs.
-SONGS = ["The Funeral", "Is There a Ghost", "Laredo", "No One's Gonna Love You", "Factory",
-         "Casual Party", "Ode to LRC", "The Great Salt Lake"]
+# Real Band of Horses songs, as the tests use them.
+SONGS = BAND_OF_HORSES_SONGS[:8]
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from shared import db
 from shared.auth import Claims
 from shared.logging import get_logger
+from shared.rpc import api_error_for_database_error
 from shared.sources import errors as source_errors
 from shared.sources.records import ArtistRecord, artist_from_spotify, artist_from_ticketmaster
 from shared.sync import sources
@@ -203,9 +204,11 @@ def sync_my_artists(claims: Claims, spotify_token: SecretStr | None, *, force: b
                 if not is_fresh(conn, "artist_details", artist_id):
                     enqueue(conn, "artist_details", artist_id)
     except psycopg.Error as error:
-        if error.sqlstate == "PT401":
-            raise Unauthorized("this account no longer exists", code="unknown_user") from None
-        raise
+        # replace_user_artists refuses a deleted account: PT401 unknown_user.
+        mapped = api_error_for_database_error(error)
+        if mapped is None:
+            raise
+        raise mapped from None
     counts = None if counts_row is None else dict(counts_row["counts"])
     log.info("user_artists_synced", top=len(top), followed=len(followed))
     return MyArtists(

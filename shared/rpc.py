@@ -38,8 +38,12 @@ _ERRORS_BY_SQLSTATE: Final[Mapping[str, type[ApiError]]] = {
 }
 
 
-def api_error_for(error: psycopg.Error) -> ApiError | None:
-    """The API error an RPC's deliberate refusal stands for; None for anything else."""
+def api_error_for_database_error(error: psycopg.Error) -> ApiError | None:
+    """The API error a database function's deliberate refusal (its SQLSTATE and hint)
+    stands for; None for anything else.
+
+    Not ``shared.sync.errors.api_error_for``, which maps the source clients' errors.
+    """
     diag = error.diag
     sqlstate, hint = diag.sqlstate, diag.message_hint
     if sqlstate == "42501" and hint == "not_signed_in":
@@ -50,23 +54,36 @@ def api_error_for(error: psycopg.Error) -> ApiError | None:
     return kind(diag.message_primary or hint, code=hint)
 
 
-def call(sql: str, params: list[Any], claims: Claims | None = None) -> dict[str, Any]:
-    """Run one RPC returning jsonb (as ``answer``) in its own transaction, as the
-    caller (``claims``, the way PostgREST runs a request) or as the backend.
+def call(
+    sql: str,
+    params: list[Any],
+    claims: Claims | None = None,
+    *,
+    conn: db.Connection | None = None,
+) -> dict[str, Any]:
+    """Run one RPC returning jsonb (as ``answer``), as the caller (``claims``, the
+    way PostgREST runs a request) or as the backend; a deliberate refusal is
+    raised as its ``ApiError``.
 
-    Pipelined: begin, the caller's claims, the call and the commit leave in one
-    round trip, so a hot row the RPC locks (a popular song's vote count) is
-    not held while the commit travels back and forth.
+    In its own transaction, or inside ``conn``'s when given (a job's). Its own
+    transaction is pipelined: begin, the caller's claims, the call and the
+    commit leave in one round trip, so a hot row the RPC locks (a popular
+    song's vote count) is not held while the commit travels back and forth.
     """
     try:
-        with db.get_pool().connection() as conn:
-            with conn.pipeline(), conn.transaction():
-                if claims is not None:
-                    db.act_as(conn, claims.raw)
-                cursor = conn.execute(sql, params)
-            row = cursor.fetchone()
+        if conn is not None:
+            if claims is not None:
+                db.act_as(conn, claims.raw)
+            row = conn.execute(sql, params).fetchone()
+        else:
+            with db.get_pool().connection() as own:
+                with own.pipeline(), own.transaction():
+                    if claims is not None:
+                        db.act_as(own, claims.raw)
+                    cursor = own.execute(sql, params)
+                row = cursor.fetchone()
     except psycopg.Error as error:
-        mapped = api_error_for(error)
+        mapped = api_error_for_database_error(error)
         if mapped is None:
             raise
         raise mapped from None

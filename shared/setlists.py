@@ -26,6 +26,7 @@ from shared.config import get_settings
 from shared.logging import get_logger
 from shared.sync.jobs import job_transaction
 from shared.sync.registry import Job, JobOutcome, job_handler
+from shared.web import Conflict, NotFound
 
 log = get_logger(__name__)
 
@@ -36,19 +37,13 @@ JOB_KIND: Final = "create_setlist"
 
 
 def _create_setlist_rpc(
-    conn: db.Connection, show_id: uuid.UUID, *, enqueue_when_pending: bool
+    show_id: uuid.UUID, *, enqueue_when_pending: bool, conn: db.Connection | None = None
 ) -> dict[str, Any]:
-    row = conn.execute(
-        "select public.create_setlist(%s, %s) as answer", [show_id, enqueue_when_pending]
-    ).fetchone()
-    assert row is not None
-    answer: dict[str, Any] = row["answer"]
-    return answer
-
-
-def _rpc(show_id: uuid.UUID, *, enqueue_when_pending: bool) -> dict[str, Any]:
+    """``public.create_setlist`` in its own transaction, or in ``conn``'s (the job's)."""
     return rpc.call(
-        "select public.create_setlist(%s, %s) as answer", [show_id, enqueue_when_pending]
+        "select public.create_setlist(%s, %s) as answer",
+        [show_id, enqueue_when_pending],
+        conn=conn,
     )
 
 
@@ -87,7 +82,7 @@ def create_setlist(show_id: uuid.UUID) -> dict[str, Any]:
     with the reason, and the job is queued so the setlist appears as soon as
     the catalogue does.
     """
-    answer = _rpc(show_id, enqueue_when_pending=False)
+    answer = _create_setlist_rpc(show_id, enqueue_when_pending=False)
     if answer["status"] != "pending":
         return answer
     from shared.sources.errors import SourceError
@@ -99,7 +94,7 @@ def create_setlist(show_id: uuid.UUID) -> dict[str, Any]:
         if not mine:
             log.info("catalogue_import_in_progress", show_id=str(show_id),
                      artist_id=str(artist_id))
-            answer = _rpc(show_id, enqueue_when_pending=True)
+            answer = _create_setlist_rpc(show_id, enqueue_when_pending=True)
             if answer["status"] == "pending":
                 answer["pending_reason"] = "catalogue_importing"
             return answer
@@ -110,7 +105,7 @@ def create_setlist(show_id: uuid.UUID) -> dict[str, Any]:
             # The error names the source and endpoint, never a key or token.
             log.warning("catalogue_unavailable", show_id=str(show_id),
                         artist_id=str(artist_id), error_type=type(error).__name__)
-            answer = _rpc(show_id, enqueue_when_pending=True)
+            answer = _create_setlist_rpc(show_id, enqueue_when_pending=True)
             if answer["status"] == "pending":
                 answer["pending_reason"] = (
                     "no_spotify_id" if isinstance(error, NoSpotifyId)
@@ -119,7 +114,7 @@ def create_setlist(show_id: uuid.UUID) -> dict[str, Any]:
             return answer
         # Imported (possibly empty: an artist without a single track). Queue the
         # job if still nothing to draw from, so a later import is picked up.
-        return _rpc(show_id, enqueue_when_pending=True)
+        return _create_setlist_rpc(show_id, enqueue_when_pending=True)
 
 
 @job_handler(JOB_KIND)
@@ -141,7 +136,7 @@ def create_setlist_job(job: Job) -> JobOutcome:
     queued_catalogue = False
     try:
         with job_transaction(job) as conn:
-            answer = _create_setlist_rpc(conn, show_id, enqueue_when_pending=False)
+            answer = _create_setlist_rpc(show_id, enqueue_when_pending=False, conn=conn)
             if answer["status"] == "pending":
                 artist_id = uuid.UUID(answer["artist_id"])
                 if _has_spotify_id(conn, artist_id):
@@ -149,10 +144,10 @@ def create_setlist_job(job: Job) -> JobOutcome:
                     queued_catalogue = True
                 else:
                     answer["pending_reason"] = "no_spotify_id"
-    except psycopg.errors.NoDataFound:
+    except NotFound:
         return {"status": "show_not_found"}
-    except psycopg.Error as error:
-        if error.diag.message_hint != "show_closed":
+    except Conflict as error:
+        if error.code != "show_closed":
             raise
         # Cancelled or over since the job was queued: nothing to draw, ever.
         return {"status": "show_closed"}

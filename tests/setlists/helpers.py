@@ -1,5 +1,6 @@
-"""Helpers for the setlist and voting tests: real Band of Horses songs, users in
-bulk, and calls made exactly as PostgREST makes them for a signed-in user."""
+"""Helpers for the setlist and voting tests: shows with a real Band of Horses
+catalogue (``tests.support.catalogue``), users in bulk, and calls made exactly as
+PostgREST makes them for a signed-in user."""
 
 from __future__ import annotations
 
@@ -14,18 +15,17 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.rows import dict_row
 
-from tests.support.catalogue import insert_artist, insert_show, insert_songs, insert_venue
+from tests.support.catalogue import (
+    BAND_OF_HORSES_SONGS,
+    insert_artist,
+    insert_show,
+    insert_songs,
+    insert_venue,
+)
 from tests.support.db import Connection, claims_for
 
 T = TypeVar("T")
 
-# Real Band of Horses songs: the album "Infinite Arms" (as in the Spotify test
-# payloads) and singles from the other albums.
-BAND_OF_HORSES_SONGS = [
-    "Factory", "Compliments", "Laredo", "Blue Beard", "On My Way Back Home", "Infinite Arms",
-    "Dilly", "Evening Kitchen", "Older", "For Annabelle", "NW Apt.", "The Funeral",
-    "No One's Gonna Love You", "Is There a Ghost", "Ode to LRC", "Casual Party",
-]
 # Real Phish songs, for "songs of another artist".
 PHISH_SONGS = ["Tweezer", "You Enjoy Myself", "Harry Hood"]
 

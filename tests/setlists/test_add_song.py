@@ -13,7 +13,7 @@ from werkzeug.test import Client, TestResponse
 
 from tests.setlists.conftest import HS_SECRET, ISSUER
 from tests.setlists.helpers import PHISH_SONGS, build_stage, create_users, run_concurrently, scalar
-from tests.support.catalogue import insert_artist, insert_songs
+from tests.support.catalogue import BAND_OF_HORSES_SONGS, insert_artist, insert_songs
 from tests.support.db import Connection, create_user
 
 
@@ -49,11 +49,11 @@ def test_adds_at_the_end_once(client: Client, db: Connection) -> None:
     assert response.json == {
         "setlist_song_id": str(rows[-1]["id"]), "setlist_id": str(stage.setlist_id),
         "show_id": str(stage.show_id), "song_id": str(stage.song_ids[7]),
-        "title": "Evening Kitchen", "position": 6, "vote_count": 0, "added": True,
+        "title": BAND_OF_HORSES_SONGS[7], "position": 6, "vote_count": 0, "added": True,
         "songs_added": 1, "songs_added_limit": 5,
     }
     assert (rows[-1]["title"], rows[-1]["added_by"], rows[-1]["vote_count"]) == (
-        "Evening Kitchen", fan, 0)
+        BAND_OF_HORSES_SONGS[7], fan, 0)
 
     again = add(client, token(create_user(db)), body)
     assert again.status_code == 200

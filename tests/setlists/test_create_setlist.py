@@ -22,9 +22,15 @@ from shared.sync.jobs import JobRun
 from shared.sync.registry import Job, handler_for
 from shared.sync.worker import JobResult, Worker, WorkerConfig
 from tests.setlists.conftest import INTERNAL_SECRET
-from tests.setlists.helpers import BAND_OF_HORSES_SONGS, build_stage, run_concurrently, scalar
+from tests.setlists.helpers import build_stage, run_concurrently, scalar
 from tests.sources.conftest import payload
-from tests.support.catalogue import insert_artist, insert_show, insert_songs, insert_venue
+from tests.support.catalogue import (
+    BAND_OF_HORSES_SONGS,
+    insert_artist,
+    insert_show,
+    insert_songs,
+    insert_venue,
+)
 from tests.support.db import Connection, request_as
 from tests.sync.upstream import BOH_SPOTIFY, SPOTIFY, Upstream, _tracks_page, _url
 

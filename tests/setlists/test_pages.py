@@ -10,7 +10,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from tests.setlists.helpers import build_stage, cast_vote
-from tests.support.catalogue import insert_show, insert_venue
+from tests.support.catalogue import BAND_OF_HORSES_SONGS, insert_show, insert_venue
 from tests.support.db import Connection, create_user, request_as
 
 
@@ -49,7 +49,7 @@ def test_show_page_orders_by_votes_then_position(database_url: str, db: Connecti
     assert [s["setlist_song_id"] for s in songs] == [str(e) for e in (
         stage.entries[3], stage.entries[4], stage.entries[0], stage.entries[1], stage.entries[2])]
     assert [s["vote_count"] for s in songs] == [2, 1, 0, 0, 0]
-    assert songs[0]["title"] == "Blue Beard"
+    assert songs[0]["title"] == BAND_OF_HORSES_SONGS[3]
     assert page["predicted_setlist"]["topic"] == f"setlist:{stage.setlist_id}"
     # Anon: no votes of their own, nothing about who voted.
     assert page["my_votes"] is None and page["votes_used"] is None
@@ -86,7 +86,8 @@ def test_show_page_with_the_played_setlist_and_no_prediction(
     actual = page["actual_setlist"]
     assert actual["source_url"].startswith("https://www.setlist.fm/")
     assert [(s["title"], s["encore"]) for s in actual["songs"]] == [
-        ("Factory", None), ("Compliments", None), ("Laredo", 1)]
+        (BAND_OF_HORSES_SONGS[0], None), (BAND_OF_HORSES_SONGS[1], None),
+        (BAND_OF_HORSES_SONGS[2], 1)]
 
 
 def test_unknown_show_and_artist_are_not_found(database_url: str, db: Connection) -> None:
