@@ -80,6 +80,30 @@ def _batched(items: Sequence[Mapping[str, Any]]) -> Iterable[Sequence[Mapping[st
         yield items[start : start + BATCH_SIZE]
 
 
+def _chunks(
+    conn: Connection,
+    items: Sequence[Mapping[str, Any]],
+    lock_keys_sql: str,
+    params: Sequence[Any] = (),
+) -> Iterable[str]:
+    """The items as JSON chunks of ``BATCH_SIZE``.
+
+    Each ingest call locks its chunk's keys in one sorted pass; a second
+    chunk would lock more keys later, so two overlapping large ingests could
+    each hold what the other's next chunk needs (deadlock). With more than
+    one chunk, every key of the whole input is locked first, in the same
+    global order (``public.sync_lock_keys``); the calls then re-take locks
+    they already hold.
+    """
+    if len(items) > BATCH_SIZE:
+        conn.execute(
+            f"select public.sync_lock_keys({lock_keys_sql})",
+            [*params, json.dumps(list(items), default=_json_default)],
+        )
+    for chunk in _batched(items):
+        yield json.dumps(list(chunk), default=_json_default)
+
+
 # -- artists ---------------------------------------------------------------------------------
 
 
@@ -100,11 +124,11 @@ def ingest_artist_items(
     conn: Connection, items: Sequence[Mapping[str, Any]], mode: ArtistMode = "replace"
 ) -> list[Resolved]:
     resolved: list[Resolved] = []
-    for chunk in _batched(items):
+    for chunk in _chunks(conn, items, "public.ingest_artist_lock_keys(%s::jsonb)"):
         resolved += _call(
             conn,
             "select ord, artist_id as id, action from public.ingest_artists(%s::jsonb, %s)",
-            [json.dumps(list(chunk), default=_json_default), mode],
+            [chunk, mode],
         )
     return resolved
 
@@ -137,11 +161,11 @@ def venue_item(record: VenueRecord) -> dict[str, Any]:
 
 def ingest_venue_items(conn: Connection, items: Sequence[Mapping[str, Any]]) -> list[Resolved]:
     resolved: list[Resolved] = []
-    for chunk in _batched(items):
+    for chunk in _chunks(conn, items, "public.ingest_venue_lock_keys(%s::jsonb)"):
         resolved += _call(
             conn,
             "select ord, venue_id as id, action from public.ingest_venues(%s::jsonb)",
-            [json.dumps(list(chunk), default=_json_default)],
+            [chunk],
         )
     return resolved
 
@@ -174,11 +198,11 @@ def show_item(record: ShowRecord, artist_id: uuid.UUID, venue_id: uuid.UUID) -> 
 
 def ingest_show_items(conn: Connection, items: Sequence[Mapping[str, Any]]) -> list[Resolved]:
     resolved: list[Resolved] = []
-    for chunk in _batched(items):
+    for chunk in _chunks(conn, items, "public.ingest_show_lock_keys(%s::jsonb)"):
         resolved += _call(
             conn,
             "select ord, show_id as id, action from public.ingest_shows(%s::jsonb)",
-            [json.dumps(list(chunk), default=_json_default)],
+            [chunk],
         )
     return resolved
 
@@ -282,11 +306,12 @@ def ingest_songs(
     items = [song_item(s) for s in sorted(songs, key=lambda s: s.title_key)]
     order = sorted(range(len(songs)), key=lambda i: songs[i].title_key)
     resolved: list[Resolved] = []
-    for chunk in _batched(items):
+    lock_keys = "public.ingest_song_lock_keys(%s, %s::jsonb)"
+    for chunk in _chunks(conn, items, lock_keys, [artist_id]):
         resolved += _call(
             conn,
             "select ord, song_id as id, action from public.ingest_songs(%s, %s::jsonb)",
-            [artist_id, json.dumps(list(chunk), default=_json_default)],
+            [artist_id, chunk],
         )
     # Back to the caller's order.
     result: list[Resolved | None] = [None] * len(songs)

@@ -37,6 +37,75 @@ begin
 end;
 $$;
 
+-- The advisory lock keys of a batch, one function per entity: the ingest
+-- functions lock them, and a caller splitting a large input into several
+-- calls locks the whole input's keys first (shared/sync/ingest.py), so two
+-- overlapping large ingests take their locks in one global order.
+create or replace function public.ingest_artist_lock_keys(batch jsonb)
+returns text[]
+language sql
+stable
+set search_path = ''
+as $$
+  select array(
+    select 'artist:' || (e ->> 'source') || ':' || (e ->> 'id')
+      from jsonb_array_elements(batch) as i,
+           jsonb_array_elements(coalesce(i -> 'external_ids', '[]'::jsonb)) as e
+    union all
+    select 'artist:name:' || public.name_key(i ->> 'name')
+      from jsonb_array_elements(batch) as i
+     where nullif(btrim(i ->> 'name'), '') is not null)
+$$;
+
+create or replace function public.ingest_venue_lock_keys(batch jsonb)
+returns text[]
+language sql
+stable
+set search_path = ''
+as $$
+  select array(
+    select 'venue:' || (e ->> 'source') || ':' || (e ->> 'id')
+      from jsonb_array_elements(batch) as i,
+           jsonb_array_elements(coalesce(i -> 'external_ids', '[]'::jsonb)) as e
+    union all
+    select 'venue:nk:' || public.name_key(i ->> 'name') || '|'
+           || public.name_key(coalesce(nullif(btrim(i ->> 'city'), ''), 'Unknown')) || '|'
+           || coalesce(upper(btrim(i ->> 'country_code')), '')
+      from jsonb_array_elements(batch) as i
+     where nullif(btrim(i ->> 'name'), '') is not null)
+$$;
+
+create or replace function public.ingest_show_lock_keys(batch jsonb)
+returns text[]
+language sql
+stable
+set search_path = ''
+as $$
+  select array(
+    select 'show:' || (e ->> 'source') || ':' || (e ->> 'id')
+      from jsonb_array_elements(batch) as i,
+           jsonb_array_elements(coalesce(i -> 'external_ids', '[]'::jsonb)) as e
+    union all
+    select 'show:nk:' || (i ->> 'artist_id') || '|' || (i ->> 'venue_id') || '|' || (i ->> 'local_date')
+      from jsonb_array_elements(batch) as i)
+$$;
+
+-- One catalogue import per artist at a time, and one writer per Spotify
+-- track id (two artists importing the same track serialise on it).
+create or replace function public.ingest_song_lock_keys(p_artist_id uuid, batch jsonb)
+returns text[]
+language sql
+stable
+set search_path = ''
+as $$
+  select array(
+    select 'songs:' || p_artist_id::text
+    union all
+    select 'song:spotify:' || btrim(i ->> 'spotify_id')
+      from jsonb_array_elements(batch) as i
+     where nullif(btrim(i ->> 'spotify_id'), '') is not null)
+$$;
+
 -- ---------------------------------------------------------------------------------------------
 -- Artists
 -- ---------------------------------------------------------------------------------------------
@@ -67,14 +136,7 @@ begin
     raise exception 'batch must be a json array' using errcode = '22023';
   end if;
 
-  perform public.sync_lock_keys(array(
-    select 'artist:' || (e ->> 'source') || ':' || (e ->> 'id')
-      from jsonb_array_elements(batch) as i,
-           jsonb_array_elements(coalesce(i -> 'external_ids', '[]'::jsonb)) as e
-    union all
-    select 'artist:name:' || public.name_key(i ->> 'name')
-      from jsonb_array_elements(batch) as i
-     where nullif(btrim(i ->> 'name'), '') is not null));
+  perform public.sync_lock_keys(public.ingest_artist_lock_keys(batch));
 
   for item, item_ord in select t.value, t.ordinality from jsonb_array_elements(batch) with ordinality as t loop
     v_name := nullif(btrim(item ->> 'name'), '');
@@ -208,16 +270,7 @@ begin
     raise exception 'batch must be a json array' using errcode = '22023';
   end if;
 
-  perform public.sync_lock_keys(array(
-    select 'venue:' || (e ->> 'source') || ':' || (e ->> 'id')
-      from jsonb_array_elements(batch) as i,
-           jsonb_array_elements(coalesce(i -> 'external_ids', '[]'::jsonb)) as e
-    union all
-    select 'venue:nk:' || public.name_key(i ->> 'name') || '|'
-           || public.name_key(coalesce(nullif(btrim(i ->> 'city'), ''), 'Unknown')) || '|'
-           || coalesce(upper(btrim(i ->> 'country_code')), '')
-      from jsonb_array_elements(batch) as i
-     where nullif(btrim(i ->> 'name'), '') is not null));
+  perform public.sync_lock_keys(public.ingest_venue_lock_keys(batch));
 
   for item, item_ord in select t.value, t.ordinality from jsonb_array_elements(batch) with ordinality as t loop
     v_name := nullif(btrim(item ->> 'name'), '');
@@ -365,13 +418,7 @@ begin
     raise exception 'batch must be a json array' using errcode = '22023';
   end if;
 
-  perform public.sync_lock_keys(array(
-    select 'show:' || (e ->> 'source') || ':' || (e ->> 'id')
-      from jsonb_array_elements(batch) as i,
-           jsonb_array_elements(coalesce(i -> 'external_ids', '[]'::jsonb)) as e
-    union all
-    select 'show:nk:' || (i ->> 'artist_id') || '|' || (i ->> 'venue_id') || '|' || (i ->> 'local_date')
-      from jsonb_array_elements(batch) as i));
+  perform public.sync_lock_keys(public.ingest_show_lock_keys(batch));
 
   for item, item_ord in select t.value, t.ordinality from jsonb_array_elements(batch) with ordinality as t loop
     v_artist := (item ->> 'artist_id')::uuid;
@@ -518,8 +565,42 @@ $$;
 -- Songs
 -- ---------------------------------------------------------------------------------------------
 
+-- Shows of an artist still without a predicted setlist get their
+-- create_setlist job once the artist's songs arrive: ingest_songs calls this
+-- once per call that created songs (not per song: a 300-song import for an
+-- artist with 20 shows queues 20 jobs, not 6,000). The one mechanism; there
+-- is no trigger on songs.
+-- SECURITY DEFINER: the backend role that ingests songs need not be allowed
+-- to queue jobs itself (pgmq).
+create or replace function public.queue_setlists_for_artist(p_artist_id uuid)
+returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  queued integer;
+begin
+  select count(public.enqueue_sync_job('create_setlist', s.id)) into queued
+    from public.shows s
+   where s.artist_id = p_artist_id
+     and s.local_date >= current_date
+     and s.status not in ('cancelled', 'removed')
+     and not exists (select 1
+                       from public.setlists sl
+                       join public.setlist_songs ss on ss.setlist_id = sl.id
+                      where sl.show_id = s.id and sl.kind = 'predicted');
+  return queued;
+end;
+$$;
+
 -- Items: {title, title_key, spotify_id, spotify_url, album, album_spotify_id,
 -- release_date, duration_ms, isrc, popularity}; all of one artist.
+--
+-- A Spotify track id already credited to another artist's song stays there:
+-- the song is stored without it. Concurrent imports of one track id by two
+-- artists serialise on the id's lock, so the second always sees the first's
+-- song and never returns a null id.
 create or replace function public.ingest_songs(p_artist_id uuid, batch jsonb)
 returns table (ord integer, song_id uuid, action text)
 language plpgsql
@@ -536,6 +617,7 @@ declare
   v_isrc text;
   cur public.songs%rowtype;
   n public.songs%rowtype;
+  n_created integer := 0;
 begin
   if p_artist_id is null then
     raise exception 'an artist is required' using errcode = '22023';
@@ -543,8 +625,8 @@ begin
   if batch is null or jsonb_typeof(batch) <> 'array' then
     raise exception 'batch must be a json array' using errcode = '22023';
   end if;
-  -- One catalogue import per artist at a time.
-  perform public.sync_lock_keys(array['songs:' || p_artist_id::text]);
+  -- One catalogue import per artist at a time; one writer per track id.
+  perform public.sync_lock_keys(public.ingest_song_lock_keys(p_artist_id, batch));
 
   for item, item_ord in select t.value, t.ordinality from jsonb_array_elements(batch) with ordinality as t loop
     v_title := nullif(btrim(item ->> 'title'), '');
@@ -586,6 +668,20 @@ begin
          where s.artist_id = p_artist_id and s.title_key = v_key;
       else
         v_action := 'created';
+        n_created := n_created + 1;
+      end if;
+      if v_id is null then
+        -- Not this artist's title: the track id belongs to a song written
+        -- without the lock (by hand). Store the song without it.
+        v_spotify := null;
+        insert into public.songs (artist_id, title, title_key, album, album_spotify_id,
+                                  release_date, duration_ms, isrc, spotify_url, popularity)
+        values (p_artist_id, v_title, v_key, item ->> 'album', item ->> 'album_spotify_id',
+                (item ->> 'release_date')::date, nullif((item ->> 'duration_ms')::integer, 0),
+                v_isrc, item ->> 'spotify_url', (item ->> 'popularity')::smallint)
+        returning id into v_id;
+        v_action := 'created';
+        n_created := n_created + 1;
       end if;
     end if;
 
@@ -629,16 +725,31 @@ begin
     action := v_action;
     return next;
   end loop;
+
+  if n_created > 0 then
+    perform public.queue_setlists_for_artist(p_artist_id);
+  end if;
 end;
 $$;
 
 revoke execute on function public.sync_lock_keys(text[]) from public, anon, authenticated;
+revoke execute on function public.ingest_artist_lock_keys(jsonb) from public, anon, authenticated;
+revoke execute on function public.ingest_venue_lock_keys(jsonb) from public, anon, authenticated;
+revoke execute on function public.ingest_show_lock_keys(jsonb) from public, anon, authenticated;
+revoke execute on function public.ingest_song_lock_keys(uuid, jsonb) from public, anon, authenticated;
+revoke execute on function public.queue_setlists_for_artist(uuid) from public, anon, authenticated;
 revoke execute on function public.ingest_artists(jsonb, text) from public, anon, authenticated;
 revoke execute on function public.ingest_venues(jsonb) from public, anon, authenticated;
 revoke execute on function public.ingest_shows(jsonb) from public, anon, authenticated;
 revoke execute on function public.retire_missing_shows(uuid, uuid[], date) from public, anon, authenticated;
 revoke execute on function public.ingest_songs(uuid, jsonb) from public, anon, authenticated;
 grant execute on function public.sync_lock_keys(text[]) to service_role;
+grant execute on function public.ingest_artist_lock_keys(jsonb) to service_role;
+grant execute on function public.ingest_venue_lock_keys(jsonb) to service_role;
+grant execute on function public.ingest_show_lock_keys(jsonb) to service_role;
+grant execute on function public.ingest_song_lock_keys(uuid, jsonb) to service_role;
+-- ingest_songs (service_role) calls it; as a definer it queues the jobs.
+grant execute on function public.queue_setlists_for_artist(uuid) to service_role;
 grant execute on function public.ingest_artists(jsonb, text) to service_role;
 grant execute on function public.ingest_venues(jsonb) to service_role;
 grant execute on function public.ingest_shows(jsonb) to service_role;

@@ -156,31 +156,7 @@ create trigger shows_queue_setlist
   for each row execute function public.queue_setlist_for_new_show();
 
 -- A show whose artist had no catalogue yet gets its setlist once songs
--- arrive: queue the job for the artist's upcoming shows still without one.
-create or replace function public.queue_setlists_for_new_songs()
-returns trigger
-language plpgsql
-security definer
-set search_path = ''
-as $$
-begin
-  perform public.enqueue_sync_job('create_setlist', s.id)
-     from public.shows s
-    where s.artist_id in (select distinct n.artist_id from new_songs n)
-      and s.local_date >= current_date
-      and s.status not in ('cancelled', 'removed')
-      and not exists (select 1
-                        from public.setlists sl
-                        join public.setlist_songs ss on ss.setlist_id = sl.id
-                       where sl.show_id = s.id and sl.kind = 'predicted');
-  return null;
-end;
-$$;
-
-revoke execute on function public.queue_setlists_for_new_songs()
-  from public, anon, authenticated, service_role;
-
-create trigger songs_queue_setlists
-  after insert on public.songs
-  referencing new table as new_songs
-  for each statement execute function public.queue_setlists_for_new_songs();
+-- arrive: public.ingest_songs queues the job for the artist's upcoming shows
+-- still without one, once per import that created songs
+-- (public.queue_setlists_for_artist, 20261122000400_sync_ingest.sql). No
+-- trigger on songs: row-by-row inserts would queue per song.

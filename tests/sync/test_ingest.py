@@ -4,14 +4,18 @@ and unchanged input writing nothing."""
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from shared import db as shared_db
 from shared.sources import setlistfm_models as sfm
@@ -26,8 +30,10 @@ from shared.sources.records import (
     artist_from_ticketmaster,
     shows_from_ticketmaster,
 )
+from shared.sync import ingest as ingest_module
 from shared.sync.ingest import ingest_artists, ingest_show_records
 from tests.sources.conftest import payload
+from tests.support.catalogue import insert_artist, insert_show, insert_venue
 from tests.support.db import Connection
 from tests.sync.snapshots import count, row_versions
 from tests.sync.upstream import BOH_MBID, BOH_SPOTIFY, BOH_TM, attraction, setlistfm_artist
@@ -263,3 +269,156 @@ def test_a_name_match_still_merges_ids_from_a_new_source(
         )
     assert tm_only.id == spotify_only.id
     assert count(db, "artists") == 1
+
+
+# -- songs -----------------------------------------------------------------------------------
+
+
+def _songs(titles: list[str], spotify: bool = True) -> str:
+    return json.dumps(
+        [
+            {"title": t, "spotify_id": "sp_" + t.replace(" ", "_") if spotify else None}
+            for t in titles
+        ]
+    )
+
+
+def test_new_songs_queue_create_setlist_once_per_import_not_per_song(
+    database_url: str, db: Connection
+) -> None:
+    artist = insert_artist(db)
+    waiting = [insert_show(db, artist, insert_venue(db, f"Hall {d}"), d) for d in range(1, 6)]
+    cancelled = insert_show(db, artist, insert_venue(db, "Closed Hall"), 40)
+    db.execute("update public.shows set status = 'cancelled' where id = %s", [cancelled])
+    db.execute("delete from pgmq.q_sync")  # the new shows' own jobs
+    db.execute("delete from public.sync_pending_jobs")
+    titles = [f"Song {i}" for i in range(40)]
+
+    def import_counting_enqueues(batch: str) -> int:
+        with psycopg.connect(database_url, row_factory=dict_row) as conn:
+            conn.execute("set local track_functions = 'all'")
+            conn.execute("select * from public.ingest_songs(%s, %s::jsonb)", [artist, batch])
+            row = conn.execute(
+                "select coalesce(sum(calls), 0) as n from pg_stat_xact_user_functions"
+                " where schemaname = 'public' and funcname = 'enqueue_sync_job'"
+            ).fetchone()
+            conn.commit()
+        assert row is not None
+        return int(row["n"])
+
+    assert import_counting_enqueues(_songs(titles)) == len(waiting)
+    queued = {
+        r["entity"]
+        for r in db.execute(
+            "select (message ->> 'entity_id')::uuid as entity from pgmq.q_sync"
+            " where message ->> 'kind' = 'create_setlist'"
+        )
+    }
+    assert queued == set(waiting)
+    # Nothing new in the catalogue: nothing queued.
+    assert import_counting_enqueues(_songs(titles)) == 0
+    assert import_counting_enqueues(_songs([*titles, "Song 40"])) == len(waiting)
+
+
+def test_two_artists_importing_one_spotify_track_at_once_both_get_a_song(
+    database_url: str, db: Connection
+) -> None:
+    first, second = insert_artist(db, "Original Band"), insert_artist(db, "Cover Band")
+    track = json.dumps([{"title": "Shared Track", "spotify_id": "4uLU6hMCjMI75M1A2tKUQC"}])
+    with psycopg.connect(database_url, row_factory=dict_row) as holder:
+        [mine] = holder.execute(
+            "select song_id from public.ingest_songs(%s, %s::jsonb)", [first, track]
+        ).fetchall()
+        results: list[dict[str, Any]] = []
+
+        def other() -> None:
+            with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
+                results.extend(
+                    conn.execute(
+                        "select song_id, action from public.ingest_songs(%s, %s::jsonb)",
+                        [second, track],
+                    ).fetchall()
+                )
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        # The second import waits for the first (the track id's lock or its row).
+        while (
+            db.execute(
+                "select count(*) as n from pg_stat_activity"
+                " where wait_event_type = 'Lock' and datname = current_database()"
+            ).fetchone()
+            != {"n": 1}
+        ):
+            assert thread.is_alive(), "the second import did not wait for the first"
+            time.sleep(0.01)
+        holder.commit()
+        thread.join()
+
+    [theirs] = results
+    assert theirs["song_id"] is not None and theirs["action"] == "created"
+    songs = {
+        r["artist_id"]: r["spotify_id"]
+        for r in db.execute("select artist_id, spotify_id from public.songs")
+    }
+    # The track id stays with the song that had it first.
+    assert songs == {first: "4uLU6hMCjMI75M1A2tKUQC", second: None}
+    assert mine["song_id"] != theirs["song_id"]
+
+
+def test_two_large_overlapping_ingests_in_opposite_orders_do_not_deadlock(
+    database_url: str, db: Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each input spans several RPC calls: the second chunk of one needs keys the
+    first chunk of the other holds, unless every key was locked up front."""
+    monkeypatch.setattr(ingest_module, "BATCH_SIZE", 4)
+    records = [
+        ArtistRecord(name=f"Artist {i}", ticketmaster_id=f"K8vZ917D{i:03d}") for i in range(12)
+    ]
+    orders = [records, records[::-1]]
+    first_chunk_done = [threading.Event(), threading.Event()]
+    pids: list[int | None] = [None, None]
+    errors: list[BaseException] = []
+    real_call = ingest_module._call
+
+    def other_is_blocked_or_done(me: int) -> bool:
+        other = 1 - me
+        if first_chunk_done[other].is_set():
+            return True
+        row = db.execute(
+            "select wait_event_type = 'Lock' as waiting from pg_stat_activity where pid = %s",
+            [pids[other]],
+        ).fetchone()
+        return row == {"waiting": True}
+
+    local = threading.local()
+
+    def call(conn: Any, sql: str, params: Any) -> Any:
+        result = real_call(conn, sql, params)
+        local.calls += 1
+        if local.calls == 1:  # between this ingest's first and second chunk
+            first_chunk_done[local.me].set()
+            while not other_is_blocked_or_done(local.me):
+                time.sleep(0.01)
+        return result
+
+    monkeypatch.setattr(ingest_module, "_call", call)
+
+    def run(me: int) -> None:
+        local.me, local.calls = me, 0
+        try:
+            with shared_db.transaction() as conn:
+                pids[me] = conn.info.backend_pid
+                ingest_artists(conn, orders[me])
+        except BaseException as error:  # collected: every failure must surface
+            errors.append(error)
+        finally:
+            first_chunk_done[me].set()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert count(db, "artists") == 12

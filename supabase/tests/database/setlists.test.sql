@@ -4,7 +4,8 @@ select plan(16);
 
 select has_trigger('public', 'votes', 'votes_maintain_count', 'vote counts follow the votes');
 select has_trigger('public', 'shows', 'shows_queue_setlist', 'new shows queue their setlist');
-select has_trigger('public', 'songs', 'songs_queue_setlists', 'new songs queue missing setlists');
+select has_function('public', 'queue_setlists_for_artist', array['uuid'],
+                    'new songs (ingest_songs) queue missing setlists');
 
 select ok(not has_function_privilege('anon', 'public.cast_vote(uuid, boolean)', 'execute'),
           'anon cannot vote');
