@@ -155,7 +155,13 @@ begin
 end;
 $$;
 
-revoke all on function public.sync_release_pending(bigint) from public, anon, authenticated;
+revoke all on function public.sync_release_pending(bigint)
+  from public, anon, authenticated, service_role;
 
-revoke all on function public.enqueue_sync_job(text, uuid, jsonb, integer) from public, anon, authenticated;
-grant execute on function public.enqueue_sync_job(text, uuid, jsonb, integer) to service_role;
+-- Not granted to service_role: it has no rights on the pgmq (or cron) schema,
+-- so it could not run these anyway. The backend's own role runs them: the
+-- DATABASE_URL role (postgres), which owns these functions.
+-- SECURITY DEFINER callers (create_setlist, the new-show trigger,
+-- queue_setlists_for_artist) queue jobs for any role.
+revoke all on function public.enqueue_sync_job(text, uuid, jsonb, integer)
+  from public, anon, authenticated, service_role;

@@ -266,18 +266,21 @@ revoke execute on function public.sync_failure_backoff(text, integer) from publi
 revoke execute on function public.sync_is_fresh(text, uuid) from public, anon, authenticated;
 revoke execute on function public.sync_record_success(text, uuid) from public, anon, authenticated;
 revoke execute on function public.sync_record_failure(text, uuid, text) from public, anon, authenticated;
-revoke execute on function public.sync_read_jobs(integer, integer) from public, anon, authenticated;
-revoke execute on function public.sync_extend_job(bigint, integer) from public, anon, authenticated;
-revoke execute on function public.sync_complete_job(bigint, integer, integer) from public, anon, authenticated;
-revoke execute on function public.sync_fail_job(bigint, integer, text, integer, boolean, integer)
-  from public, anon, authenticated;
 grant execute on function public.sync_ttl(text) to service_role;
 grant execute on function public.sync_failure_backoff(text, integer) to service_role;
 grant execute on function public.sync_is_fresh(text, uuid) to service_role;
 grant execute on function public.sync_record_success(text, uuid) to service_role;
 grant execute on function public.sync_record_failure(text, uuid, text) to service_role;
-grant execute on function public.sync_read_jobs(integer, integer) to service_role;
-grant execute on function public.sync_extend_job(bigint, integer) to service_role;
-grant execute on function public.sync_complete_job(bigint, integer, integer) to service_role;
-grant execute on function public.sync_fail_job(bigint, integer, text, integer, boolean, integer)
-  to service_role;
+
+-- The worker's queue functions read and write pgmq.
+-- Not granted to service_role: it has no rights on the pgmq (or cron) schema,
+-- so it could not run these anyway. The backend's own role runs them: the
+-- DATABASE_URL role (postgres), which owns these functions.
+revoke execute on function public.sync_read_jobs(integer, integer)
+  from public, anon, authenticated, service_role;
+revoke execute on function public.sync_extend_job(bigint, integer)
+  from public, anon, authenticated, service_role;
+revoke execute on function public.sync_complete_job(bigint, integer, integer)
+  from public, anon, authenticated, service_role;
+revoke execute on function public.sync_fail_job(bigint, integer, text, integer, boolean, integer)
+  from public, anon, authenticated, service_role;

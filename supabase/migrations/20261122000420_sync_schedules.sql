@@ -180,20 +180,23 @@ as $$
   select cron.unschedule(jobid) from cron.job where jobname = 'sync-run-jobs'
 $$;
 
-revoke execute on function public.enqueue_stale_artists(integer) from public, anon, authenticated;
-revoke execute on function public.enqueue_stale_shows(integer) from public, anon, authenticated;
-revoke execute on function public.enqueue_popularity_refresh() from public, anon, authenticated;
+-- The schedulers queue jobs (pgmq) and the cleanup deletes from pgmq and cron
+-- tables; pg_cron runs them as the role that scheduled them.
+-- Not granted to service_role: it has no rights on the pgmq (or cron) schema,
+-- so it could not run these anyway. The backend's own role runs them: the
+-- DATABASE_URL role (postgres), which owns these functions.
+revoke execute on function public.enqueue_stale_artists(integer)
+  from public, anon, authenticated, service_role;
+revoke execute on function public.enqueue_stale_shows(integer)
+  from public, anon, authenticated, service_role;
+revoke execute on function public.enqueue_popularity_refresh()
+  from public, anon, authenticated, service_role;
 revoke execute on function public.sync_cleanup(interval, interval, interval, interval, interval)
-  from public, anon, authenticated;
+  from public, anon, authenticated, service_role;
 revoke execute on function public.schedule_run_jobs_webhook(text, text, text, integer)
   from public, anon, authenticated, service_role;
 revoke execute on function public.unschedule_run_jobs_webhook()
   from public, anon, authenticated, service_role;
-grant execute on function public.enqueue_stale_artists(integer) to service_role;
-grant execute on function public.enqueue_stale_shows(integer) to service_role;
-grant execute on function public.enqueue_popularity_refresh() to service_role;
-grant execute on function public.sync_cleanup(interval, interval, interval, interval, interval)
-  to service_role;
 
 select cron.schedule('sync-enqueue-stale-shows', '*/10 * * * *',
                      'select public.enqueue_stale_shows(20)');

@@ -86,5 +86,9 @@ as $$
         left join calls c on c.provider = p.provider))
 $$;
 
-revoke execute on function public.sync_monitoring() from public, anon, authenticated;
-grant execute on function public.sync_monitoring() to service_role;
+-- It reads pgmq.q_sync.
+-- Not granted to service_role: it has no rights on the pgmq (or cron) schema,
+-- so it could not run these anyway. The backend's own role runs them: the
+-- DATABASE_URL role (postgres), which owns these functions.
+revoke execute on function public.sync_monitoring()
+  from public, anon, authenticated, service_role;

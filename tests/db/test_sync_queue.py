@@ -194,3 +194,73 @@ def test_enqueueing_a_job_not_yet_read_does_not_mark_a_rerun(db: Connection) -> 
     db.execute("select public.enqueue_sync_job('artist_shows', %s)", [entity])
     db.execute("select public.enqueue_sync_job('artist_shows', %s)", [entity])
     assert db.execute("select rerun from public.sync_pending_jobs").fetchone() == {"rerun": False}
+
+
+# -- grants: what service_role is given, it can run -----------------------------------------
+
+QUEUE_FUNCTIONS = [
+    "public.enqueue_sync_job(text, uuid, jsonb, integer)",
+    "public.sync_read_jobs(integer, integer)",
+    "public.sync_extend_job(bigint, integer)",
+    "public.sync_complete_job(bigint, integer, integer)",
+    "public.sync_fail_job(bigint, integer, text, integer, boolean, integer)",
+    "public.enqueue_stale_artists(integer)",
+    "public.enqueue_stale_shows(integer)",
+    "public.enqueue_popularity_refresh()",
+    "public.sync_cleanup(interval, interval, interval, interval, interval)",
+    "public.sync_monitoring()",
+]
+
+
+def test_service_role_has_no_rights_on_pgmq_or_cron(database_url: str) -> None:
+    for statement in ("select count(*) from pgmq.q_sync", "select count(*) from cron.job"):
+        with psycopg.connect(database_url) as conn:
+            conn.execute("set role service_role")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+
+
+def test_functions_using_pgmq_or_cron_are_not_granted_to_service_role(db: Connection) -> None:
+    granted = db.execute(
+        "select p.oid::regprocedure::text as fn from pg_proc p"
+        " where p.pronamespace = 'public'::regnamespace and not p.prosecdef"
+        "   and p.prosrc ~ '(pgmq|cron)\\.|public\\.(enqueue_sync_job|sync_release_pending)\\('"
+        "   and has_function_privilege('service_role', p.oid, 'execute')"
+    ).fetchall()
+    assert granted == []
+    for fn in QUEUE_FUNCTIONS:
+        row = db.execute(
+            "select has_function_privilege('service_role', %s::regprocedure, 'execute') as ok",
+            [fn],
+        ).fetchone()
+        assert row == {"ok": False}, fn
+
+
+def test_service_role_can_ingest_songs_that_queue_setlists(
+    database_url: str, db: Connection
+) -> None:
+    """ingest_songs stays usable by service_role: the queueing runs with definer rights."""
+    artist = db.execute(
+        "insert into public.artists (name) values ('Phish') returning id"
+    ).fetchone()
+    venue = db.execute(
+        "insert into public.venues (name, city) values ('MSG', 'New York') returning id"
+    ).fetchone()
+    assert artist is not None and venue is not None
+    show = db.execute(
+        "insert into public.shows (artist_id, venue_id, local_date)"
+        " values (%s, %s, current_date + 3) returning id",
+        [artist["id"], venue["id"]],
+    ).fetchone()
+    assert show is not None
+    db.execute("delete from pgmq.q_sync")
+    db.execute("delete from public.sync_pending_jobs")
+    with psycopg.connect(database_url) as conn:
+        conn.execute("set role service_role")
+        rows = conn.execute(
+            "select song_id from public.ingest_songs(%s, '[{\"title\": \"Tweezer\"}]')",
+            [artist["id"]],
+        ).fetchall()
+        conn.commit()
+    assert len(rows) == 1 and rows[0][0] is not None
+    assert _messages(db) == [("create_setlist", str(show["id"]))]
