@@ -26,7 +26,8 @@ def _cell(value: Any) -> str:
 
 
 def render(status: dict[str, Any], console: Console | None = None) -> None:
-    console = console or Console()
+    # Wide enough for every column when stdout is not a terminal (CI, logs).
+    console = console or Console(width=max(Console().width, 120))
     queue = status.get("queue", {})
     jobs = Table(title=f"sync queue — {queue.get('depth', 0)} message(s)")
     for column in (
