@@ -18,17 +18,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, timedelta
-from pathlib import Path
 
 import psycopg
 
-from devstack.cluster import Cluster, free_port
-from devstack.migrate import apply_migrations, apply_platform
+from devstack.scratch import scratch_database
 from shared import db
 from shared.config import get_settings
 from shared.sources.records import ArtistRecord, ShowRecord, VenueRecord
@@ -42,25 +37,6 @@ TABLES = (
     "shows",
     "show_external_ids",
 )
-
-
-@contextmanager
-def migrated_database(url: str | None) -> Iterator[str]:
-    if url is not None:
-        yield url
-        return
-    cluster = Cluster(Path(tempfile.mkdtemp(prefix="theset-bench-")), free_port())
-    # pg_cron (created by the migrations) must watch the database it is created in.
-    cluster.init({"fsync": "off", "max_connections": "100", "cron.database_name": "'bench'"})
-    cluster.start()
-    try:
-        with psycopg.connect(cluster.url(), autocommit=True) as admin:
-            admin.execute("create database bench")
-        apply_platform(cluster.url("bench"))
-        apply_migrations(cluster.url("bench"))
-        yield cluster.url("bench")
-    finally:
-        cluster.destroy()
 
 
 def make_shows(count: int, run: str) -> list[ShowRecord]:
@@ -179,7 +155,7 @@ def main() -> None:
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     args = parser.parse_args()
 
-    with migrated_database(args.database_url) as url:
+    with scratch_database(args.database_url, settings={"fsync": "off"}) as url:
         os.environ["DATABASE_URL"] = url
         get_settings.cache_clear()
         db.close_pool()

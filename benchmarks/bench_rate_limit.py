@@ -20,19 +20,14 @@ import json
 import multiprocessing
 import os
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
-import psycopg
-
-from devstack.cluster import Cluster, free_port
-from devstack.migrate import apply_migrations, apply_platform
+from devstack.scratch import scratch_database
 from shared.config import get_settings
 from shared.sources.calllog import ApiCall
 from shared.sources.errors import Provider
@@ -97,25 +92,6 @@ def worker(barrier: Barrier, seconds: float) -> None:
         thread.join()
 
 
-@contextmanager
-def migrated_database(url: str | None) -> Iterator[str]:
-    if url is not None:
-        yield url
-        return
-    cluster = Cluster(Path(tempfile.mkdtemp(prefix="theset-bench-")), free_port())
-    # pg_cron (created by the migrations) must watch the database it is created in.
-    cluster.init({"fsync": "off", "max_connections": "100", "cron.database_name": "'bench'"})
-    cluster.start()
-    try:
-        with psycopg.connect(cluster.url(), autocommit=True) as admin:
-            admin.execute("create database bench")
-        apply_platform(cluster.url("bench"))
-        apply_migrations(cluster.url("bench"))
-        yield cluster.url("bench")
-    finally:
-        cluster.destroy()
-
-
 @dataclass(frozen=True)
 class Figure:
     provider: Provider
@@ -151,7 +127,10 @@ def main() -> int:
     args = parser.parse_args()
     seconds = min(max(args.seconds, 1.0), MAX_SECONDS)
 
-    with migrated_database(args.database_url) as database_url, stub_server(routes()) as server:
+    with (
+        scratch_database(args.database_url, settings={"fsync": "off"}) as database_url,
+        stub_server(routes()) as server,
+    ):
         os.environ.update(
             DATABASE_URL=database_url,
             TICKETMASTER_API_KEY="bench-ticketmaster-key",

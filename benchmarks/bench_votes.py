@@ -32,7 +32,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -40,15 +39,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
-from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 from psycopg.rows import dict_row
 
-from devstack.cluster import Cluster, free_port
-from devstack.migrate import PROJECT_ROOT, apply_migrations, apply_platform
+from devstack.cluster import free_port
+from devstack.migrate import PROJECT_ROOT
+from devstack.scratch import scratch_database
 from devstack.tokens import mint_local_token
 from shared.db import Connection
 from tests.support.catalogue import BAND_OF_HORSES_SONGS
@@ -69,22 +68,6 @@ class Stage:
 
 
 # -- the database -----------------------------------------------------------------
-
-
-@contextmanager
-def database(url: str | None) -> Iterator[str]:
-    if url:
-        yield url
-        return
-    cluster = Cluster(Path(tempfile.mkdtemp(prefix="theset-bench-votes-")), free_port())
-    cluster.init({"max_connections": "200", "log_min_messages": "warning"})
-    cluster.start()
-    try:
-        apply_platform(cluster.url())
-        apply_migrations(cluster.url())
-        yield cluster.url()
-    finally:
-        cluster.destroy()
 
 
 def _one(conn: Connection, sql: str, params: Sequence[object]) -> Any:
@@ -290,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     seconds = min(args.seconds, MAX_SECONDS)
     http_seconds = min(args.http_seconds, MAX_SECONDS)
 
-    with database(args.database_url) as url:
+    with scratch_database(args.database_url) as url:
         stage = prepare(url)
         voters = create_users(url, args.voters)
         with psycopg.connect(url, autocommit=True) as conn:
