@@ -16,10 +16,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -127,19 +127,6 @@ class RetryPolicy:
     def __post_init__(self) -> None:
         if self.max_slot_wait_seconds is not None and self.max_slot_wait_seconds < 0:
             raise ValueError("max_slot_wait_seconds must not be negative")
-
-
-def settings_retry_policy(
-    settings: Settings, max_slot_wait_seconds: float | None = None
-) -> RetryPolicy:
-    """The policy of a client built from the settings.
-
-    ``max_slot_wait_seconds`` overrides ``SOURCE_MAX_SLOT_WAIT_SECONDS`` (the
-    queue worker can afford a longer wait than a request).
-    """
-    if max_slot_wait_seconds is None:
-        max_slot_wait_seconds = settings.source_max_slot_wait_seconds
-    return RetryPolicy(max_slot_wait_seconds=max_slot_wait_seconds)
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -496,9 +483,53 @@ def json_field(body: Any, *keys: str) -> Any:
 
 
 class SourceClient:
-    """What every provider client shares: its ``SourceHttp`` and its lifetime."""
+    """What every provider client shares: how its ``SourceHttp`` is built, and its lifetime."""
 
+    provider: ClassVar[Provider]
+    # The provider's retry policy before the settings' slot-wait bound applies.
+    default_retry: ClassVar[RetryPolicy] = RetryPolicy()
     http: SourceHttp
+
+    def _open_http(
+        self,
+        *,
+        base_url: str,
+        secret: str,
+        requests_per_second: float,
+        timeout_seconds: float,
+        limiter: RateLimiter,
+        observer: CallObserver,
+        sleep: Sleep,
+        clock: Clock,
+        retry: RetryPolicy | None,
+        classify: ErrorClassifier | None = None,
+    ) -> None:
+        self.http = SourceHttp(
+            provider=self.provider,
+            base_url=base_url,
+            client=build_http_client(timeout_seconds),
+            requests_per_second=requests_per_second,
+            limiter=limiter,
+            observer=observer,
+            secrets=[secret],
+            retry=retry or self.default_retry,
+            sleep=sleep,
+            clock=clock,
+            classify=classify,
+        )
+
+    @classmethod
+    def settings_retry(
+        cls, settings: Settings, max_slot_wait_seconds: float | None = None
+    ) -> RetryPolicy:
+        """The policy of a client built from the settings.
+
+        ``max_slot_wait_seconds`` overrides ``SOURCE_MAX_SLOT_WAIT_SECONDS`` (the
+        queue worker can afford a longer wait than a request).
+        """
+        if max_slot_wait_seconds is None:
+            max_slot_wait_seconds = settings.source_max_slot_wait_seconds
+        return replace(cls.default_retry, max_slot_wait_seconds=max_slot_wait_seconds)
 
     def close(self) -> None:
         self.http.client.close()

@@ -23,15 +23,9 @@ from shared.sources.http import (
     RetryPolicy,
     Sleep,
     SourceClient,
-    SourceHttp,
-    build_http_client,
-    settings_retry_policy,
 )
 from shared.sources.ratelimit import DatabaseRateLimiter, RateLimiter
 from shared.sources.setlistfm_models import Artist, ArtistsPage, Setlist, SetlistsPage
-
-# The gateway's 429 carries no Retry-After; two seconds is what works.
-SETLISTFM_RETRY = RetryPolicy(rate_limited_wait_seconds=2.0)
 
 PageT = TypeVar("PageT", ArtistsPage, SetlistsPage)
 
@@ -44,6 +38,10 @@ def format_setlistfm_date(day: date) -> str:
 class SetlistFmClient(SourceClient):
     """Synchronous client; one instance per process reuses its connections."""
 
+    provider = "setlistfm"
+    # Its gateway's 429s carry no Retry-After; 2 seconds is what works.
+    default_retry = RetryPolicy(rate_limited_wait_seconds=2.0)
+
     def __init__(
         self,
         *,
@@ -55,23 +53,22 @@ class SetlistFmClient(SourceClient):
         observer: CallObserver,
         sleep: Sleep = time.sleep,
         clock: Clock = time.time,
-        retry: RetryPolicy = SETLISTFM_RETRY,
+        retry: RetryPolicy | None = None,
     ) -> None:
         key = api_key.get_secret_value()
         if not key:
             raise ConfigurationError("setlistfm", "-", "SETLISTFM_API_KEY is empty")
         self._headers = {"x-api-key": key, "Accept": "application/json", "Accept-Language": "en"}
-        self.http = SourceHttp(
-            provider="setlistfm",
+        self._open_http(
             base_url=base_url,
-            client=build_http_client(timeout_seconds),
+            secret=key,
             requests_per_second=requests_per_second,
+            timeout_seconds=timeout_seconds,
             limiter=limiter,
             observer=observer,
-            secrets=[key],
-            retry=retry,
             sleep=sleep,
             clock=clock,
+            retry=retry,
         )
 
     @classmethod
@@ -95,7 +92,7 @@ class SetlistFmClient(SourceClient):
             limiter=limiter or DatabaseRateLimiter(),
             observer=observer or ApiCallLog(),
             sleep=sleep,
-            retry=settings_retry_policy(settings, max_slot_wait_seconds),
+            retry=cls.settings_retry(settings, max_slot_wait_seconds),
         )
 
     # -- endpoints ---------------------------------------------------------------------------

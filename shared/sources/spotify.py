@@ -38,11 +38,8 @@ from shared.sources.http import (
     RetryPolicy,
     Sleep,
     SourceClient,
-    SourceHttp,
-    build_http_client,
     json_field,
     parse_retry_after,
-    settings_retry_policy,
 )
 from shared.sources.ratelimit import DatabaseRateLimiter, RateLimiter
 from shared.sources.spotify_models import (
@@ -88,6 +85,8 @@ class _CachedToken:
 class SpotifyClient(SourceClient):
     """Synchronous client; one instance per process shares its token and connections."""
 
+    provider = "spotify"
+
     def __init__(
         self,
         *,
@@ -113,17 +112,16 @@ class SpotifyClient(SourceClient):
         self._token_lock = threading.Lock()
         # Flipped after the first 403: development-mode apps lost /artists?ids=.
         self._several_artists_allowed = True
-        self.http = SourceHttp(
-            provider="spotify",
+        self._open_http(
             base_url=api_base_url,
-            client=build_http_client(timeout_seconds),
+            secret=secret,
             requests_per_second=requests_per_second,
+            timeout_seconds=timeout_seconds,
             limiter=limiter,
             observer=observer,
-            secrets=[secret],
-            retry=retry,
             sleep=sleep,
             clock=clock,
+            retry=retry,
             classify=self._classify,
         )
 
@@ -152,7 +150,7 @@ class SpotifyClient(SourceClient):
             limiter=limiter or DatabaseRateLimiter(),
             observer=observer or ApiCallLog(),
             sleep=sleep,
-            retry=settings_retry_policy(settings, max_slot_wait_seconds),
+            retry=cls.settings_retry(settings, max_slot_wait_seconds),
         )
 
     # -- catalogue (app token) ---------------------------------------------------------------

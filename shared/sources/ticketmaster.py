@@ -25,11 +25,8 @@ from shared.sources.http import (
     RetryPolicy,
     Sleep,
     SourceClient,
-    SourceHttp,
-    build_http_client,
     json_field,
     parse_retry_after,
-    settings_retry_policy,
 )
 from shared.sources.ratelimit import DatabaseRateLimiter, RateLimiter
 from shared.sources.ticketmaster_models import (
@@ -60,6 +57,8 @@ def format_ticketmaster_datetime(moment: datetime) -> str:
 class TicketmasterClient(SourceClient):
     """Synchronous client; one instance per process reuses its connections."""
 
+    provider = "ticketmaster"
+
     def __init__(
         self,
         *,
@@ -78,17 +77,16 @@ class TicketmasterClient(SourceClient):
             raise ConfigurationError("ticketmaster", "-", "TICKETMASTER_API_KEY is empty")
         self._api_key = key
         self._clock = clock
-        self.http = SourceHttp(
-            provider="ticketmaster",
+        self._open_http(
             base_url=base_url,
-            client=build_http_client(timeout_seconds),
+            secret=key,
             requests_per_second=requests_per_second,
+            timeout_seconds=timeout_seconds,
             limiter=limiter,
             observer=observer,
-            secrets=[key],
-            retry=retry,
             sleep=sleep,
             clock=clock,
+            retry=retry,
             classify=self._classify,
         )
 
@@ -113,7 +111,7 @@ class TicketmasterClient(SourceClient):
             limiter=limiter or DatabaseRateLimiter(),
             observer=observer or ApiCallLog(),
             sleep=sleep,
-            retry=settings_retry_policy(settings, max_slot_wait_seconds),
+            retry=cls.settings_retry(settings, max_slot_wait_seconds),
         )
 
     # -- endpoints ---------------------------------------------------------------------------

@@ -110,3 +110,14 @@ def test_the_max_slot_wait_comes_from_the_settings_or_the_caller() -> None:
         assert spotify.http.retry.max_slot_wait_seconds == 3.5
         # A queue worker's longer wait, passed by the caller.
         assert setlistfm.http.retry.max_slot_wait_seconds == 120
+
+
+def test_setlistfm_keeps_its_two_second_429_wait_when_built_from_the_settings() -> None:
+    # setlist.fm's gateway sends no Retry-After; the settings only bound the slot wait.
+    with (
+        SetlistFmClient.from_settings(settings(), limiter=NoWaitLimiter()) as setlistfm,
+        TicketmasterClient.from_settings(settings(), limiter=NoWaitLimiter()) as tm,
+    ):
+        assert setlistfm.http.retry.rate_limited_wait_seconds == 2.0
+        assert setlistfm.http.retry.max_slot_wait_seconds == 10.0
+        assert tm.http.retry.rate_limited_wait_seconds == 1.0
