@@ -54,6 +54,32 @@ begin
 end;
 $$;
 
+-- The fan a write acts for: the token's user, who must be signed in with an
+-- account (anonymous sign-ins may read, not vote or add songs). ``action``
+-- names what was refused ("vote", "add songs").
+create or replace function public.acting_fan(action text)
+returns uuid
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  caller uuid := auth.uid();
+begin
+  if caller is null then
+    raise exception 'sign in to %', action using errcode = '42501', hint = 'not_signed_in';
+  end if;
+  if coalesce((auth.jwt() ->> 'is_anonymous')::boolean, false) then
+    raise exception 'anonymous users cannot %; sign in with an account', action
+      using errcode = 'PT403', hint = 'anonymous_user';
+  end if;
+  return caller;
+end;
+$$;
+
+-- Only the SECURITY DEFINER write RPCs (owned by the backend role) call it.
+revoke execute on function public.acting_fan(text) from public, anon, authenticated;
+
 revoke execute on function public.votes_per_show_limit() from public, anon, authenticated;
 grant execute on function public.votes_per_show_limit() to anon, authenticated, service_role;
 revoke execute on function public.voting_closes_at(timestamptz, date, time, text)
@@ -181,7 +207,7 @@ security definer
 set search_path = ''
 as $$
 declare
-  caller uuid := auth.uid();
+  caller uuid := public.acting_fan('vote');
   song_setlist uuid;
   setlist_kind text;
   song_show uuid;
@@ -192,13 +218,6 @@ declare
   current_count integer;
   has_voted boolean;
 begin
-  if caller is null then
-    raise exception 'sign in to vote' using errcode = '42501', hint = 'not_signed_in';
-  end if;
-  if coalesce((auth.jwt() ->> 'is_anonymous')::boolean, false) then
-    raise exception 'anonymous users cannot vote; sign in with an account'
-      using errcode = 'PT403', hint = 'anonymous_user';
-  end if;
   if cast_vote.setlist_song_id is null or cast_vote.vote is null then
     raise exception 'setlist_song_id and vote are required'
       using errcode = '22004', hint = 'missing_argument';

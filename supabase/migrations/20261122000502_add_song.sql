@@ -34,7 +34,7 @@ security definer
 set search_path = ''
 as $$
 declare
-  caller uuid := auth.uid();
+  caller uuid := public.acting_fan('add songs');
   show_artist uuid;
   show_status text;
   closes_at timestamptz;
@@ -47,13 +47,6 @@ declare
   entry uuid;
   entry_position integer;
 begin
-  if caller is null then
-    raise exception 'sign in to add a song' using errcode = '42501', hint = 'not_signed_in';
-  end if;
-  if coalesce((auth.jwt() ->> 'is_anonymous')::boolean, false) then
-    raise exception 'anonymous users cannot add songs; sign in with an account'
-      using errcode = 'PT403', hint = 'anonymous_user';
-  end if;
   if add_song.show_id is null or add_song.song_id is null then
     raise exception 'show_id and song_id are required'
       using errcode = '22004', hint = 'missing_argument';
