@@ -15,8 +15,9 @@
 -- (sync_record_failure). A failing entity therefore waits its backoff
 -- instead of taking a slot at every run because its show is near.
 
--- Artists whose details are stale (7 days) or were never synced.
-create or replace function public.enqueue_stale_artists(max_jobs integer default 10)
+-- Artists whose details (artist_details, 7 days) or shows (artist_shows,
+-- 24 hours; Ticketmaster artists only) are due, the soonest show first.
+create or replace function public.enqueue_stale_artist_jobs(job_kind text, max_jobs integer)
 returns integer
 language plpgsql
 set search_path = ''
@@ -25,57 +26,30 @@ declare
   r record;
   queued integer := 0;
 begin
+  if job_kind not in ('artist_details', 'artist_shows') then
+    raise exception 'no stale-artist schedule for %', job_kind using errcode = '22023';
+  end if;
   for r in
     select a.id
       from public.artists a
-      left join public.sync_state st on st.job_kind = 'artist_details' and st.entity_id = a.id
+      left join public.sync_state st
+        on st.job_kind = enqueue_stale_artist_jobs.job_kind and st.entity_id = a.id
       left join lateral (
         select min(s.local_date) as next_show
           from public.shows s
          where s.artist_id = a.id and s.local_date >= current_date
            and s.status in ('scheduled', 'postponed', 'rescheduled')) ns on true
-     where (st.next_due_at is null or st.next_due_at <= now())
-       and not exists (select 1 from public.sync_pending_jobs p
-                        where p.job_kind = 'artist_details' and p.entity_id = a.id)
-     order by ns.next_show nulls last, st.next_due_at nulls first, a.id
-     limit greatest(max_jobs, 0)
-  loop
-    if public.enqueue_sync_job('artist_details', r.id) is not null then
-      queued := queued + 1;
-    end if;
-  end loop;
-  return queued;
-end;
-$$;
-
--- Artists on Ticketmaster whose shows are stale (24 hours) or never synced.
-create or replace function public.enqueue_stale_shows(max_jobs integer default 20)
-returns integer
-language plpgsql
-set search_path = ''
-as $$
-declare
-  r record;
-  queued integer := 0;
-begin
-  for r in
-    select a.id
-      from public.artists a
-      left join public.sync_state st on st.job_kind = 'artist_shows' and st.entity_id = a.id
-      left join lateral (
-        select min(s.local_date) as next_show
-          from public.shows s
-         where s.artist_id = a.id and s.local_date >= current_date
-           and s.status in ('scheduled', 'postponed', 'rescheduled')) ns on true
-     where exists (select 1 from public.artist_external_ids x
-                    where x.artist_id = a.id and x.source = 'ticketmaster')
+     where (enqueue_stale_artist_jobs.job_kind <> 'artist_shows'
+            or exists (select 1 from public.artist_external_ids x
+                        where x.artist_id = a.id and x.source = 'ticketmaster'))
        and (st.next_due_at is null or st.next_due_at <= now())
        and not exists (select 1 from public.sync_pending_jobs p
-                        where p.job_kind = 'artist_shows' and p.entity_id = a.id)
+                        where p.job_kind = enqueue_stale_artist_jobs.job_kind
+                          and p.entity_id = a.id)
      order by ns.next_show nulls last, st.next_due_at nulls first, a.id
      limit greatest(max_jobs, 0)
   loop
-    if public.enqueue_sync_job('artist_shows', r.id) is not null then
+    if public.enqueue_sync_job(enqueue_stale_artist_jobs.job_kind, r.id) is not null then
       queued := queued + 1;
     end if;
   end loop;
@@ -185,9 +159,7 @@ $$;
 -- Not granted to service_role: it has no rights on the pgmq (or cron) schema,
 -- so it could not run these anyway. The backend's own role runs them: the
 -- DATABASE_URL role (postgres), which owns these functions.
-revoke execute on function public.enqueue_stale_artists(integer)
-  from public, anon, authenticated, service_role;
-revoke execute on function public.enqueue_stale_shows(integer)
+revoke execute on function public.enqueue_stale_artist_jobs(text, integer)
   from public, anon, authenticated, service_role;
 revoke execute on function public.enqueue_popularity_refresh()
   from public, anon, authenticated, service_role;
@@ -199,9 +171,9 @@ revoke execute on function public.unschedule_run_jobs_webhook()
   from public, anon, authenticated, service_role;
 
 select cron.schedule('sync-enqueue-stale-shows', '*/10 * * * *',
-                     'select public.enqueue_stale_shows(20)');
+                     $$select public.enqueue_stale_artist_jobs('artist_shows', 20)$$);
 select cron.schedule('sync-enqueue-stale-artists', '*/15 * * * *',
-                     'select public.enqueue_stale_artists(10)');
+                     $$select public.enqueue_stale_artist_jobs('artist_details', 10)$$);
 select cron.schedule('sync-popularity-daily', '30 3 * * *',
                      'select public.enqueue_popularity_refresh()');
 select cron.schedule('sync-cleanup-daily', '15 4 * * *', 'select public.sync_cleanup()');

@@ -29,9 +29,11 @@ def test_the_sync_schedules_exist(db: Connection) -> None:
     }
     assert jobs["sync-enqueue-stale-shows"] == (
         "*/10 * * * *",
-        "select public.enqueue_stale_shows(20)",
+        "select public.enqueue_stale_artist_jobs('artist_shows', 20)",
     )
-    assert jobs["sync-enqueue-stale-artists"][1] == "select public.enqueue_stale_artists(10)"
+    assert jobs["sync-enqueue-stale-artists"][1] == (
+        "select public.enqueue_stale_artist_jobs('artist_details', 10)"
+    )
     assert jobs["sync-popularity-daily"][1] == "select public.enqueue_popularity_refresh()"
     assert jobs["sync-cleanup-daily"][1] == "select public.sync_cleanup()"
     assert "sync-run-jobs" not in jobs  # production only: needs pg_net
@@ -48,7 +50,8 @@ def test_stale_shows_are_queued_soonest_show_first(database_url: str, db: Connec
     insert_show(db, sooner, venue, days_ahead=3)
     db.execute("select public.sync_record_success('artist_shows', %s)", [fresh])
 
-    queued = db.execute("select public.enqueue_stale_shows(10) as n").fetchone()
+    stale_shows = "select public.enqueue_stale_artist_jobs('artist_shows', 10) as n"
+    queued = db.execute(stale_shows).fetchone()
     assert queued == {"n": 3}
     order = [
         r["entity"]
@@ -59,7 +62,7 @@ def test_stale_shows_are_queued_soonest_show_first(database_url: str, db: Connec
     ]
     assert order == [sooner, later, no_shows]
     # Already pending: nothing queued twice.
-    assert db.execute("select public.enqueue_stale_shows(10) as n").fetchone() == {"n": 0}
+    assert db.execute(stale_shows).fetchone() == {"n": 0}
 
 
 def test_stale_artists_and_the_popularity_refresh_are_queued(
@@ -73,7 +76,8 @@ def test_stale_artists_and_the_popularity_refresh_are_queued(
         "update public.sync_state set next_due_at = now() - interval '1 hour' where entity_id = %s",
         [stale],
     )
-    assert db.execute("select public.enqueue_stale_artists(10) as n").fetchone() == {"n": 1}
+    stale_details = "select public.enqueue_stale_artist_jobs('artist_details', 10) as n"
+    assert db.execute(stale_details).fetchone() == {"n": 1}
     assert db.execute("select public.enqueue_popularity_refresh() is not null as q").fetchone() == {
         "q": True
     }
@@ -169,12 +173,9 @@ def _run_queued_jobs(db: Connection, failing: set[uuid.UUID]) -> None:
             )
 
 
-@pytest.mark.parametrize(
-    ("kind", "scheduler"),
-    [("artist_details", "enqueue_stale_artists"), ("artist_shows", "enqueue_stale_shows")],
-)
+@pytest.mark.parametrize("kind", ["artist_details", "artist_shows"])
 def test_failing_artists_with_near_shows_do_not_starve_a_stale_healthy_one(
-    kind: str, scheduler: str, database_url: str, db: Connection
+    kind: str, database_url: str, db: Connection
 ) -> None:
     venue = insert_venue(db)
     failing = [_artist(f"Failing {i}", f"K8vZ917F{i:03d}") for i in range(6)]
@@ -190,7 +191,7 @@ def test_failing_artists_with_near_shows_do_not_starve_a_stale_healthy_one(
 
     def run() -> set[uuid.UUID]:
         before = {r["msg_id"] for r in db.execute("select msg_id from pgmq.q_sync")}
-        db.execute(f"select public.{scheduler}(3)")
+        db.execute("select public.enqueue_stale_artist_jobs(%s, 3)", [kind])
         return {
             r["entity"]
             for r in db.execute(
@@ -212,3 +213,8 @@ def test_failing_artists_with_near_shows_do_not_starve_a_stale_healthy_one(
         [kind],
     ).fetchone()
     assert waiting == {"n": len(failing)}
+
+
+def test_only_artist_details_and_shows_have_a_stale_artist_schedule(db: Connection) -> None:
+    with pytest.raises(psycopg.errors.InvalidParameterValue):
+        db.execute("select public.enqueue_stale_artist_jobs('artist_catalogue', 10)")
