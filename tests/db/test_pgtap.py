@@ -16,7 +16,7 @@ def test_pgtap_suites_pass(database_url: str) -> None:
     suites = sorted(str(path) for path in PGTAP_DIR.rglob("*.sql"))
     assert suites, "no pgTAP suites found"
     pg_prove = shutil.which("pg_prove")
-    assert pg_prove, "pg_prove is missing: ./dev installs postgresql-15-pgtap"
+    assert pg_prove, "pg_prove is missing: ./dev installs libtap-parser-sourcehandler-pgtap-perl"
     info = conninfo_to_dict(database_url)
     result = subprocess.run(
         [pg_prove, "--host", str(info["host"]), "--port", str(info["port"]),
