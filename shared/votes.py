@@ -1,7 +1,8 @@
 """Votes and fans' additions: the Python side of the ``cast_vote`` and ``add_song`` RPCs.
 
 Everything that must be atomic lives in the database (see
-``supabase/migrations/20261122000500_votes.sql`` and ``…0502_add_song.sql``);
+``supabase/migrations/20261204110000_votes_coalesced.sql``, which redefines
+``20261122000500_votes.sql`` and ``…0502_add_song.sql``);
 this module calls the RPCs as the token's user and turns their refusals into
 JSON API errors (``shared.rpc``). It imports nothing of the sync engine or the
 source clients, so ``cast_vote`` and ``add_song`` start fast.

@@ -318,3 +318,17 @@ def test_read_rpcs_match_their_schemas(database_url: str, db: Connection) -> Non
         show_page.validate(show["p"])
         artist_page.validate(artist["p"])
         assert artist["p"]["upcoming_shows"]
+
+
+def test_vote_broadcasts_match_their_schema(database_url: str, db: Connection) -> None:
+    stage = build_stage(db)
+    fan = create_user(db)
+    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
+        cast_vote(conn, fan, stage.entries[1])
+        cast_vote(conn, fan, stage.entries[2])
+    db.execute("select * from public.flush_vote_broadcasts()")
+    message = validator_at(_pointer("components", "schemas", "VoteCountsMessage"))
+    payloads = db.execute("select payload from realtime.messages where event = 'vote_counts'"
+                          ).fetchall()
+    assert len(payloads) == 1
+    message.validate(payloads[0]["payload"])

@@ -44,6 +44,8 @@ TABLES: dict[str, Rule] = {
     "setlists": Rule(Access.PUBLIC_READ),
     "setlist_songs": Rule(Access.PUBLIC_READ),
     "votes": Rule(Access.OWN_ROWS, owner_column="user_id"),
+    "vote_tallies": Rule(Access.PUBLIC_READ, probe_column="votes"),
+    "vote_broadcasts": Rule(Access.PUBLIC_READ, probe_column="sent_at"),
     "profiles": Rule(Access.OWN_ROWS, owner_column="id"),
     "user_artists": Rule(Access.OWN_ROWS, owner_column="user_id", probe_column="synced_at"),
     "sync_state": Rule(Access.BACKEND_ONLY, probe_column="last_error"),
@@ -86,6 +88,7 @@ def populate(db: Connection) -> World:
     assert entry is not None
     db.execute("insert into public.votes (user_id, setlist_song_id) values (%s, %s)",
                [user_a, entry["id"]])
+    db.execute("select * from public.flush_vote_broadcasts()")
     db.execute("insert into public.user_artists (user_id, artist_id, relation, rank)"
                " values (%s, %s, 'top', 1)", [user_a, rows.artist_id])
     db.execute("insert into public.sync_state (job_kind, entity_id) values ('artist_details', %s)",

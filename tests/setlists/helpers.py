@@ -134,3 +134,32 @@ def scalar(db: Connection, query: str, params: Sequence[Any] = ()) -> Any:
     row = db.execute(query, list(params)).fetchone()
     assert row is not None
     return next(iter(row.values()))
+
+
+def exact_count(db: Connection, entry: uuid.UUID) -> int:
+    """The song's exact vote count (the sum of its tallies)."""
+    value: int = scalar(db, "select public.exact_vote_count(ss) from public.setlist_songs ss"
+                            " where ss.id = %s", [entry])
+    return value
+
+
+def flush(db: Connection, every: str = "1 second") -> list[dict[str, Any]]:
+    """One run of the broadcast flush; the messages it sent ({setlist_id, version, songs})."""
+    return db.execute("select * from public.flush_vote_broadcasts(%s::interval)",
+                      [every]).fetchall()
+
+
+def vote_messages(db: Connection, setlist_id: uuid.UUID | None) -> list[dict[str, Any]]:
+    """The setlist's 'vote_counts' broadcasts, payloads by version."""
+    rows = db.execute(
+        "select payload from realtime.messages where topic = %s and event = 'vote_counts'"
+        " order by (payload ->> 'version')::bigint", [f"setlist:{setlist_id}"]).fetchall()
+    return [row["payload"] for row in rows]
+
+
+def last_broadcast_counts(db: Connection, setlist_id: uuid.UUID | None) -> dict[str, int]:
+    """Each song's count in the last message that carried it."""
+    counts: dict[str, int] = {}
+    for payload in vote_messages(db, setlist_id):
+        counts.update({c["setlist_song_id"]: c["vote_count"] for c in payload["vote_counts"]})
+    return counts

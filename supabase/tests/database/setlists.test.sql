@@ -1,6 +1,6 @@
 -- Setlists and votes: the promises the RPCs, triggers and grants make.
 begin;
-select plan(16);
+select plan(18);
 
 select has_trigger('public', 'votes', 'votes_maintain_count', 'vote counts follow the votes');
 select has_trigger('public', 'shows', 'shows_queue_setlist', 'new shows queue their setlist');
@@ -23,6 +23,11 @@ select ok(not has_function_privilege('authenticated', 'public.votes_maintain_cou
           'the count trigger function is not callable');
 select ok(not has_table_privilege('authenticated', 'public.votes', 'insert'),
           'votes are written only through cast_vote');
+select ok(not has_table_privilege('authenticated', 'public.vote_tallies', 'insert'),
+          'clients cannot write vote tallies');
+select ok(not has_function_privilege('service_role', 'public.flush_vote_broadcasts(interval)',
+                                     'execute'),
+          'only the backend''s own role (Supabase Cron, the local runner) flushes broadcasts');
 
 select is(
   (select array_agg(p.proname::text order by p.proname) from pg_proc p
@@ -56,11 +61,11 @@ insert into public.setlist_songs (id, setlist_id, song_id, position)
 select '5e7d0c4b-2f1a-4e9b-8c3d-6a5b4c3d2e1f', setlist.id, song.id, 1 from setlist, song;
 insert into public.votes (user_id, setlist_song_id)
 values ('7a1c1d3e-0b7e-4d8f-9a51-3c2f6e8d9b01', '5e7d0c4b-2f1a-4e9b-8c3d-6a5b4c3d2e1f');
-select is((select vote_count from public.setlist_songs
-            where id = '5e7d0c4b-2f1a-4e9b-8c3d-6a5b4c3d2e1f'), 1, 'a vote counts');
+select is((select public.exact_vote_count(ss) from public.setlist_songs ss
+            where ss.id = '5e7d0c4b-2f1a-4e9b-8c3d-6a5b4c3d2e1f'), 1, 'a vote counts');
 delete from auth.users where id = '7a1c1d3e-0b7e-4d8f-9a51-3c2f6e8d9b01';
-select is((select vote_count from public.setlist_songs
-            where id = '5e7d0c4b-2f1a-4e9b-8c3d-6a5b4c3d2e1f'), 0,
+select is((select public.exact_vote_count(ss) from public.setlist_songs ss
+            where ss.id = '5e7d0c4b-2f1a-4e9b-8c3d-6a5b4c3d2e1f'), 0,
           'a deleted account''s vote no longer counts');
 
 select * from finish();
