@@ -1,7 +1,8 @@
 """``theset-stack``: bring the local stack up, report on it, stop it, rebuild it.
 
 The stack: a private PostgreSQL cluster (platform, migrations, seed), every
-function served at ``http://127.0.0.1:<port>/<name>``, and the queue worker.
+function served at ``http://127.0.0.1:<port>/<name>``, the queue worker and the
+vote broadcast flush loop.
 """
 
 from __future__ import annotations
@@ -153,6 +154,9 @@ def up() -> None:
     # a fan is waiting on (SOURCE_MAX_SLOT_WAIT_SECONDS, 10 s by default).
     worker_env = {"SOURCE_MAX_SLOT_WAIT_SECONDS": "60", **env}
     _start_process("worker", [python, "-m", "shared.sync.worker"], worker_env)
+    # Vote broadcasts: in production a Supabase Cron job runs the flush every
+    # second; the local pg_cron 1.4 has minute schedules only.
+    _start_process("vote-broadcasts", [python, "-m", "devstack.vote_broadcasts"], env)
     print(f"database   {url}")
     for name in function_names():
         print(f"function   {functions_url(name)}")
@@ -180,6 +184,7 @@ def _wait_for_health(timeout: float = 30.0) -> None:
 
 
 def stop() -> None:
+    _stop_process("vote-broadcasts")
     _stop_process("worker")
     _stop_process("functions")
     dev_cluster().stop()
@@ -194,6 +199,8 @@ def status() -> None:
         print(f"migration  {latest_version(cluster.url())}")
     print(f"functions  {'running' if _alive('functions') else 'stopped'}  {functions_url()}")
     print(f"worker     {'running' if _alive('worker') else 'stopped'}  {LOCAL_DIR / 'worker.log'}")
+    print(f"broadcasts {'running' if _alive('vote-broadcasts') else 'stopped'}"
+          f"  {LOCAL_DIR / 'vote-broadcasts.log'}")
     if running:
         _print_sync_status(cluster.url())
 
