@@ -122,28 +122,37 @@ def create_setlist_job(job: Job) -> JobOutcome:
     """The queued job: draw the setlist, or have the catalogue fetched first.
 
     One transaction (``job_transaction``): the draw, or the queueing of the
-    ``artist_catalogue`` job when the catalogue is empty, commits together
-    with the removal of this job from the queue, or none of it does. The
-    catalogue is never fetched here: its own job fetches it, and the songs'
-    arrival queues this job again for the artist's shows still without a
-    setlist. An artist without a Spotify id queues nothing: the artist import
-    queues its catalogue once it learns the id.
+    ``artist_catalogue`` job (Spotify id known) and the ``artist_live_history``
+    job (MusicBrainz id known) when the catalogue is empty, commits together
+    with the removal of this job from the queue, or none of it does. Neither
+    is fetched here: their own jobs fetch them, and the songs' arrival queues
+    this job again for the artist's shows still without a setlist. An artist
+    with neither id queues nothing: the artist import queues its catalogue
+    once it learns the Spotify id.
     """
     from shared.sync.catalogue import KIND as CATALOGUE_JOB_KIND
+    from shared.sync.played import LIVE_HISTORY_KIND as LIVE_HISTORY_JOB_KIND
     from shared.sync.queue import enqueue
 
     show_id = job.entity_id
     queued_catalogue = False
+    queued_live_history = False
     try:
         with job_transaction(job) as conn:
             answer = _create_setlist_rpc(show_id, enqueue_when_pending=False, conn=conn)
             if answer["status"] == "pending":
                 artist_id = uuid.UUID(answer["artist_id"])
-                if _has_spotify_id(conn, artist_id):
+                ids = _external_id_sources(conn, artist_id)
+                if "spotify" in ids:
                     enqueue(conn, CATALOGUE_JOB_KIND, artist_id)
                     queued_catalogue = True
                 else:
                     answer["pending_reason"] = "no_spotify_id"
+                if "musicbrainz" in ids:
+                    # Without a usable Spotify catalogue, the songs of its
+                    # setlist.fm setlists are the catalogue (fresh: no call).
+                    enqueue(conn, LIVE_HISTORY_JOB_KIND, artist_id)
+                    queued_live_history = True
     except NotFound:
         return {"status": "show_not_found"}
     except Conflict as error:
@@ -157,13 +166,13 @@ def create_setlist_job(job: Job) -> JobOutcome:
         "setlist_id": answer["setlist_id"],
         "pending_reason": answer["pending_reason"],
         "catalogue_queued": queued_catalogue,
+        "live_history_queued": queued_live_history,
     }
 
 
-def _has_spotify_id(conn: db.Connection, artist_id: uuid.UUID) -> bool:
-    row = conn.execute(
-        "select exists (select 1 from public.artist_external_ids x"
-        " where x.artist_id = %s and x.source = 'spotify') as known",
+def _external_id_sources(conn: db.Connection, artist_id: uuid.UUID) -> set[str]:
+    rows = conn.execute(
+        "select distinct source from public.artist_external_ids where artist_id = %s",
         [artist_id],
-    ).fetchone()
-    return bool(row and row["known"])
+    ).fetchall()
+    return {str(r["source"]) for r in rows}

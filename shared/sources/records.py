@@ -325,6 +325,7 @@ class PlayedSong:
     position: int  # 1-based over performed songs, encores included
     title: str
     title_key: str
+    set_number: int  # 1-based, in setlist.fm's order of sets (encores included)
     set_name: str | None
     encore: int  # 0 in the main set, 1 for the first encore, …
     is_cover: bool
@@ -694,7 +695,7 @@ def _largest_spotify_image(images: Iterable[sp.Image]) -> str | None:
 def played_setlist_from_setlistfm(setlist: sfm.Setlist) -> PlayedSetlist:
     """Songs in playing order; tape entries and unnamed songs left out."""
     songs: list[PlayedSong] = []
-    for song_set in setlist.sets:
+    for set_number, song_set in enumerate(setlist.sets, start=1):
         for song in song_set.song:
             title = song.name.strip()
             if song.tape or not title:
@@ -704,6 +705,7 @@ def played_setlist_from_setlistfm(setlist: sfm.Setlist) -> PlayedSetlist:
                     position=len(songs) + 1,
                     title=title,
                     title_key=song_title_key(title),
+                    set_number=set_number,
                     set_name=_blank_to_none(song_set.name),
                     encore=song_set.encore or 0,
                     is_cover=song.cover is not None,

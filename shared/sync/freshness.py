@@ -19,7 +19,12 @@ from typing import Literal
 from shared.db import Connection
 
 JobKind = Literal[
-    "artist_details", "artist_shows", "artist_catalogue", "artist_popularity", "user_artists"
+    "artist_details",
+    "artist_shows",
+    "artist_catalogue",
+    "artist_popularity",
+    "user_artists",
+    "artist_live_history",
 ]
 
 

@@ -57,6 +57,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "shared.sync.shows",
     "shared.sync.catalogue",
     "shared.sync.popularity",
+    "shared.sync.played",
     "shared.setlists",
 )
 

@@ -55,6 +55,9 @@ TABLES: dict[str, Rule] = {
     "source_rate_limits": Rule(Access.BACKEND_ONLY, probe_column="next_slot_at"),
     "sync_job_runs": Rule(Access.BACKEND_ONLY, probe_column="finished_at"),
     "sync_job_kinds": Rule(Access.BACKEND_ONLY, probe_column="ttl"),
+    "played_setlist_lookups": Rule(Access.BACKEND_ONLY, probe_column="updated_at"),
+    "artist_live_history": Rule(Access.BACKEND_ONLY, probe_column="updated_at"),
+    "artist_live_songs": Rule(Access.BACKEND_ONLY, probe_column="plays"),
 }
 
 
@@ -101,6 +104,12 @@ def populate(db: Connection) -> World:
     db.execute("insert into public.api_calls (provider, endpoint, method, status_code,"
                " latency_ms, attempt, outcome) values ('spotify', '/artists/{id}', 'GET', 200,"
                " 12, 1, 'ok')")
+    db.execute("insert into public.played_setlist_lookups (show_id, status) values (%s, 'waiting')",
+               [rows.show_id])
+    db.execute("insert into public.artist_live_history (artist_id, setlists_counted)"
+               " values (%s, 1)", [rows.artist_id])
+    db.execute("insert into public.artist_live_songs (artist_id, song_id, plays, last_played_on)"
+               " values (%s, %s, 1, current_date)", [rows.artist_id, rows.song_ids[0]])
     return World(user_a, user_b)
 
 

@@ -502,7 +502,8 @@ def test_the_job_ends_pending_without_a_spotify_id(database_url: str, db: Connec
     db.execute("delete from public.sync_pending_jobs")
     assert setlists.create_setlist_job(job_for(show)) == {
         "status": "pending", "created": False, "setlist_id": None,
-        "pending_reason": "no_spotify_id", "catalogue_queued": False}
+        "pending_reason": "no_spotify_id", "catalogue_queued": False,
+        "live_history_queued": False}
     assert queued_jobs(db) == []
     assert setlists.create_setlist_job(job_for(uuid.uuid4())) == {"status": "show_not_found"}
 
