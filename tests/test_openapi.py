@@ -332,3 +332,43 @@ def test_vote_broadcasts_match_their_schema(database_url: str, db: Connection) -
                           ).fetchall()
     assert len(payloads) == 1
     message.validate(payloads[0]["payload"])
+
+
+def test_read_rpcs_with_a_played_setlist_match_their_schemas(
+    database_url: str, db: Connection
+) -> None:
+    stage = build_stage(db)
+    fan = create_user(db)
+    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
+        cast_vote(conn, fan, stage.entries[2])
+    db.execute("update public.shows set local_date = current_date - 1 where id = %s",
+               [stage.show_id])
+    songs = [{"title": "Laredo", "title_key": "laredo", "set_number": 1, "encore": 0,
+              "is_cover": False, "info": "extended outro"},
+             {"title": "Am I a Good Man", "title_key": "am i a good man", "set_number": 2,
+              "set_name": "Encore:", "encore": 1, "is_cover": True,
+              "cover_artist_name": "Them Two"}]
+    db.execute("select public.import_played_setlist(%s, %s::jsonb)", [stage.show_id, json.dumps({
+        "setlistfm_id": "63d6e2b7", "version_id": "7be1d6a0",
+        "url": "https://www.setlist.fm/setlist/band-of-horses/2026/x-63d6e2b7.html",
+        "last_updated": "2026-11-30T23:41:07.000+0000", "songs": songs})])
+    none_found = insert_show(db, stage.artist_id, insert_venue(db, "9:30 Club", "Washington"), -3)
+    db.execute("insert into public.played_setlist_lookups (show_id, status) values"
+               " (%s, 'none_found')", [none_found])
+    show_page = validator_at(_pointer("components", "schemas", "ShowPage"))
+    artist_page = validator_at(_pointer("components", "schemas", "ArtistPage"))
+    with request_as(database_url, "anon", None) as conn:
+        show = conn.execute("select public.get_show_page(%s) as p", [stage.show_id]).fetchone()
+        other = conn.execute("select public.get_show_page(%s) as p", [none_found]).fetchone()
+        artist = conn.execute("select public.get_artist_page(%s) as p", [stage.artist_id]
+                              ).fetchone()
+    assert show is not None and other is not None and artist is not None
+    show_page.validate(show["p"])
+    show_page.validate(other["p"])
+    artist_page.validate(artist["p"])
+    assert show["p"]["played"]["songs"][1]["cover_artist"] == {"name": "Them Two", "mbid": None}
+    assert show["p"]["accuracy"]["played"] == 2
+    assert other["p"]["played"] == {"status": "none_found", "id": None, "source_url": None,
+                                    "songs": []}
+    assert [s["played"] for s in artist["p"]["past_shows"]] == ["found", "none_found"]
+    assert artist["p"]["accuracy"]["shows"] == 1
