@@ -64,9 +64,7 @@ class ShowPlace:
 def _show_place(conn: Connection, show_id: uuid.UUID) -> ShowPlace | None:
     row = conn.execute(
         "select s.id, s.local_date, v.name as venue_name, v.city, v.country_code,"
-        " (select x.external_id from public.artist_external_ids x"
-        "   where x.artist_id = s.artist_id and x.source = 'musicbrainz'"
-        "   order by x.created_at, x.external_id limit 1) as mbid,"
+        " public.artist_musicbrainz_id(s.artist_id) as mbid,"
         " array(select vx.external_id from public.venue_external_ids vx"
         "   where vx.venue_id = v.id and vx.source = 'setlistfm') as venue_ids,"
         " (select count(*) from public.shows o where o.artist_id = s.artist_id"
@@ -215,9 +213,7 @@ def refresh_live_history(
     """The artist's live history from its newest setlist.fm setlists, when stale."""
     with db.transaction() as conn:
         row = conn.execute(
-            "select a.id, (select x.external_id from public.artist_external_ids x"
-            "   where x.artist_id = a.id and x.source = 'musicbrainz'"
-            "   order by x.created_at, x.external_id limit 1) as mbid"
+            "select a.id, public.artist_musicbrainz_id(a.id) as mbid"
             " from public.artists a where a.id = %s",
             [artist_id],
         ).fetchone()

@@ -151,6 +151,20 @@ begin
 end;
 $$;
 
+-- The artist's MusicBrainz id (setlist.fm's artist key); the oldest mapping
+-- when Ticketmaster listed several.
+create or replace function public.artist_musicbrainz_id(p_artist_id uuid)
+returns text
+language sql
+stable
+set search_path = ''
+as $$
+  select x.external_id from public.artist_external_ids x
+   where x.artist_id = p_artist_id and x.source = 'musicbrainz'
+   order by x.created_at, x.external_id
+   limit 1
+$$;
+
 -- ---------------------------------------------------------------------------------------------
 -- Played setlists
 -- ---------------------------------------------------------------------------------------------
@@ -623,6 +637,8 @@ revoke execute on function public.record_played_setlist_error(uuid, text)
 revoke execute on function public.ingest_live_history(uuid, jsonb)
   from public, anon, authenticated;
 grant execute on function public.resolve_setlistfm_songs(uuid, jsonb) to service_role;
+revoke execute on function public.artist_musicbrainz_id(uuid) from public, anon, authenticated;
+grant execute on function public.artist_musicbrainz_id(uuid) to service_role;
 grant execute on function public.import_played_setlist(uuid, jsonb) to service_role;
 grant execute on function public.record_played_setlist_lookup(uuid, boolean) to service_role;
 grant execute on function public.record_played_setlist_error(uuid, text) to service_role;

@@ -481,3 +481,11 @@ def test_live_history_job_is_registered(db: Connection) -> None:
     assert handler_for("artist_live_history") is played.live_history_job
     nobody = Job(msg_id=0, kind="artist_live_history", entity_id=uuid.uuid4(), attempt=1)
     assert played.live_history_job(nobody) == {"status": "artist_not_found"}
+
+
+def test_an_unnamed_song_is_left_out(upstream: Upstream, db: Connection) -> None:
+    _, show, day = anthem_show(db)
+    search_answers(upstream, (200, page([setlist("63d6e2b7", day, sets={"set": [
+        {"song": [{"name": "", "info": "unknown song"}, {"name": "Laredo"}]}]})])))
+    assert played.look_up_played_setlist(show)["songs"] == 1
+    assert [r["title"] for r in played_rows(db, show)] == ["Laredo"]
