@@ -422,3 +422,153 @@ def test_two_large_overlapping_ingests_in_opposite_orders_do_not_deadlock(
         thread.join()
     assert errors == []
     assert count(db, "artists") == 12
+
+
+# -- a batch means what its items mean one by one ----------------------------------------------
+
+FLEET_FOXES_TM = "K8vZ9171C-f"
+
+
+def _artist(name: str, **ids: str) -> dict[str, Any]:
+    return {"name": name, "external_ids": [{"source": s, "id": i} for s, i in ids.items()]}
+
+
+def _venue(name: str, city: str, **fields: Any) -> dict[str, Any]:
+    ids = fields.pop("ids", {})
+    return {
+        "name": name,
+        "city": city,
+        "country_code": "US",
+        "external_ids": [{"source": s, "id": i} for s, i in ids.items()],
+        **fields,
+    }
+
+
+SEED_ARTISTS = [
+    {**_artist("Band of Horses", ticketmaster=BOH_TM), "image_url": "https://i.scdn.co/old.jpg"},
+    _artist("Nirvana", ticketmaster="K8vZ917NIR1"),
+]
+MIXED_ARTISTS = [
+    _artist("Nirvana", ticketmaster="K8vZ917NIR1"),  # unchanged
+    {**_artist("Band of Horses", ticketmaster=BOH_TM), "image_url": "https://i.scdn.co/new.jpg",
+     "popularity": 61},  # changed
+    _artist("Nirvana", ticketmaster="K8vZ917NIR2"),  # a homonym: a second artist
+    _artist("Band of Horses", spotify=BOH_SPOTIFY),  # by name: merges its Spotify id
+    _artist("Fleet Foxes", ticketmaster=FLEET_FOXES_TM),  # new
+    {**_artist("Fleet Foxes", spotify="4EVpmkEwrLYEg6jIsiPMIb"),
+     "genres": ["indie folk"]},  # the artist the item before created
+    {**_artist("Band of Horses", ticketmaster=BOH_TM), "image_url": "https://i.scdn.co/new.jpg",
+     "popularity": 61},  # the change again: unchanged
+]
+SEED_VENUES = [_venue("Ryman Auditorium", "Nashville", ids={"ticketmaster": "KovZpZAEdFtJ"})]
+MIXED_VENUES = [
+    _venue("Ryman Auditorium", "Nashville", ids={"ticketmaster": "KovZpZAEdFtJ"}),
+    _venue("Ryman Auditorium", "Nashville", address="116 5th Ave N",
+           ids={"ticketmaster": "KovZpZAEdFtJ"}),
+    _venue("The Caverns", "Pelham", ids={"ticketmaster": "KovZ917ACc7"}),
+    _venue("The Caverns", "Pelham", ids={"setlistfm": "3bd6bc5c"}),  # by natural key
+]
+
+
+def _show(artist: Any, venue: Any, day: str, event: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "artist_id": str(artist),
+        "venue_id": str(venue),
+        "local_date": day,
+        "status": "scheduled",
+        "external_ids": [{"source": "ticketmaster", "id": event}],
+        **fields,
+    }
+
+
+def _ingest_mixed(conn: Any, batched: bool) -> list[list[tuple[int, str]]]:
+    """Seed, then the mixed batches, whole or one item per call; per call kind, the
+    (group, action) of each item, where items resolved to one row share a group."""
+    seeded_artists = ingest_module.ingest_artist_items(conn, SEED_ARTISTS)
+    [ryman] = ingest_module.ingest_venue_items(conn, SEED_VENUES)
+    ingest_module.ingest_show_items(
+        conn, [_show(seeded_artists[0].id, ryman.id, "2026-10-16", "vvG1IZ9pKbvS7J")]
+    )
+
+    def ingest(
+        call: Callable[[Any, list[dict[str, Any]]], list[ingest_module.Resolved]],
+        items: list[dict[str, Any]],
+    ) -> list[ingest_module.Resolved]:
+        if batched:
+            return call(conn, items)
+        return [r for item in items for r in call(conn, [item])]
+
+    artists = ingest(ingest_module.ingest_artist_items, MIXED_ARTISTS)
+    venues = ingest(ingest_module.ingest_venue_items, MIXED_VENUES)
+    boh, foxes, caverns = artists[1].id, artists[4].id, venues[2].id
+    shows = ingest(
+        ingest_module.ingest_show_items,
+        [
+            _show(boh, ryman.id, "2026-10-16", "vvG1IZ9pKbvS7J"),  # unchanged
+            _show(boh, ryman.id, "2026-10-16", "vvG1IZ9pKbvS7J", status="cancelled"),  # changed
+            _show(foxes, caverns, "2026-11-07", "vvG1fZ9K0Fh9ab", name="Fleet Foxes"),  # new
+            _show(foxes, caverns, "2026-11-07", "Z7r9jZ1A7jFox"),  # a second event id of it
+            # The first event moved to another date: the show moves with it.
+            _show(boh, ryman.id, "2026-10-24", "vvG1IZ9pKbvS7J", status="rescheduled"),
+        ],
+    )
+
+    def shape(resolved: list[ingest_module.Resolved]) -> list[tuple[int, str]]:
+        first: dict[Any, int] = {}
+        return [(first.setdefault(r.id, i), r.action) for i, r in enumerate(resolved)]
+
+    return [shape(artists), shape(venues), shape(shows)]
+
+
+def _catalogue_state(conn: Any) -> dict[str, list[Any]]:
+    """The catalogue with every row named by its content, not its generated id."""
+    ids = (
+        "(select coalesce(array_agg(x.source || ':' || x.external_id"
+        " order by x.source, x.external_id), '{{}}')"
+        " from public.{table}_external_ids x where x.{table}_id = t.id)"
+    )
+    artist = f"t.name || ' ' || {ids.format(table='artist')}::text"
+    venue = f"t.name || ', ' || t.city || ' ' || {ids.format(table='venue')}::text"
+    queries = {
+        "artists": f"select {artist} as key, t.image_url, t.genres, t.popularity"
+        " from public.artists t",
+        "venues": f"select {venue} as key, t.address, t.country_code from public.venues t",
+        "shows": "select (select {a} from public.artists t where t.id = s.artist_id) as artist,"
+        " (select {v} from public.venues t where t.id = s.venue_id) as venue,"
+        " s.local_date, s.status, s.name, {ids} as ids from public.shows s".format(
+            a=artist, v=venue, ids=ids.format(table="show").replace("t.id", "s.id")
+        ),
+    }
+    state = {}
+    for table, sql in queries.items():
+        rows = conn.execute(sql).fetchall()
+        state[table] = sorted(tuple(str(v) for v in row.values()) for row in rows)
+    return state
+
+
+def test_a_mixed_batch_ends_as_its_items_ingested_one_by_one(database_url: str) -> None:
+    outcomes = {}
+    for batched in (True, False):
+        with psycopg.connect(database_url, row_factory=dict_row) as conn:
+            actions = _ingest_mixed(conn, batched)
+            outcomes[batched] = (actions, _catalogue_state(conn))
+            conn.rollback()
+
+    (batch_actions, batch_state), (single_actions, single_state) = outcomes[True], outcomes[False]
+    assert batch_state == single_state
+    assert batch_actions == single_actions
+    artists, venues, shows = batch_actions
+    assert artists == [
+        (0, "unchanged"), (1, "updated"), (2, "created"), (1, "updated"),
+        (4, "created"), (4, "updated"), (1, "unchanged"),
+    ]
+    assert venues == [(0, "unchanged"), (0, "updated"), (2, "created"), (2, "updated")]
+    assert shows == [
+        (0, "unchanged"), (0, "updated"), (2, "created"), (2, "updated"), (0, "updated"),
+    ]
+    assert [row[0] for row in batch_state["artists"]] == [
+        "Band of Horses {spotify:0OdUWJ0sBjDrqHygGUXeCF,ticketmaster:K8vZ9171ob7}",
+        "Fleet Foxes {spotify:4EVpmkEwrLYEg6jIsiPMIb,ticketmaster:K8vZ9171C-f}",
+        "Nirvana {ticketmaster:K8vZ917NIR1}",
+        "Nirvana {ticketmaster:K8vZ917NIR2}",
+    ]
