@@ -129,7 +129,7 @@ def up() -> None:
     if not cluster.is_running():
         cluster.start()
     url = cluster.url()
-    apply_platform(url)
+    apply_platform(cluster.admin_url())
     applied = apply_migrations(url)
     for migration in applied:
         print(f"applied migration {migration.version}_{migration.name}")

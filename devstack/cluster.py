@@ -2,6 +2,10 @@
 
 PostgreSQL refuses to run as root, so when this runs as root (CI does) the
 server runs as the ``postgres`` system user, which then owns the cluster folder.
+
+As on hosted Supabase, the cluster's superuser is ``supabase_admin`` and the
+project's role ``postgres`` is not a superuser (devstack/platform.sql creates
+it): the migrations, the functions and the worker all run as ``postgres``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PG_BINDIR = Path(os.environ.get("PG_BINDIR", "/usr/lib/postgresql/15/bin"))
-SUPERUSER = "postgres"
+SUPERUSER = "supabase_admin"
+OWNER = "postgres"
 
 
 def running_as_root() -> bool:
@@ -52,6 +57,11 @@ class Cluster:
         return self.root / "postgres.log"
 
     def url(self, database: str = "postgres") -> str:
+        """The project's own role, ``postgres``: what DATABASE_URL names in production."""
+        return f"postgresql://{OWNER}@127.0.0.1:{self.port}/{database}"
+
+    def admin_url(self, database: str = "postgres") -> str:
+        """The superuser: only for the platform stand-in and cluster housekeeping."""
         return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
 
     def exists(self) -> bool:

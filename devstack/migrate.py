@@ -32,18 +32,33 @@ def platform_sql() -> str:
     return files("devstack").joinpath("platform.sql").read_text(encoding="utf-8")
 
 
-def apply_platform(url: str) -> None:
-    """Install the Supabase platform stand-in, then pgmq from the SQL the PyPI package bundles."""
+def apply_platform(admin_url: str) -> None:
+    """As the superuser (``admin_url``): pgmq from the SQL the PyPI package bundles,
+    then the Supabase platform stand-in, which hands pgmq to ``postgres``."""
     from pgmq.install import get_embedded_install_sql
 
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(platform_sql())
+    with psycopg.connect(admin_url, autocommit=True) as conn:
         installed = conn.execute(
             "select to_regclass('pgmq.meta') is not null"
         ).fetchone()
         if installed is None or not installed[0]:
             with conn.transaction():
                 conn.execute(get_embedded_install_sql())
+        conn.execute(platform_sql())
+
+
+class SuperuserMigrationError(RuntimeError):
+    """Migrations must apply as hosted Supabase's non-superuser ``postgres``."""
+
+
+def _refuse_superuser(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    row = conn.execute(
+        "select rolsuper from pg_catalog.pg_roles where rolname = current_user"
+    ).fetchone()
+    if row is None or row[0]:
+        raise SuperuserMigrationError(
+            "migrations run as the project's role (postgres), never as a superuser"
+        )
 
 
 def pending_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
@@ -56,9 +71,14 @@ def pending_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 
 
 def apply_migrations(url: str, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
-    """Apply every migration not yet recorded; returns those applied now."""
+    """Apply every migration not yet recorded; returns those applied now.
+
+    ``url`` connects as the role hosted Supabase gives the project, which is not
+    a superuser: a superuser connection is refused, so nothing can come to rely
+    on rights production does not have."""
     applied_now = []
     with psycopg.connect(url, autocommit=True) as conn:
+        _refuse_superuser(conn)
         done = {
             row[0]
             for row in conn.execute("select version from supabase_migrations.schema_migrations")

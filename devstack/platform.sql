@@ -1,11 +1,20 @@
 -- Local stand-in for the pieces of the Supabase platform that TheSet's
 -- migrations rely on, with Supabase's own semantics (see shared/SUPABASE.md).
 -- Never part of supabase/migrations/: on Supabase all of this already exists.
--- Safe to run again on a database that already has it.
+-- Safe to run again on a database that already has it. Runs as the cluster's
+-- superuser, `supabase_admin`, as the platform does; the migrations then run as
+-- `postgres`, which is NOT a superuser (devstack/migrate.py).
 
 -- Roles are cluster-wide: create them once per cluster.
+-- `postgres` has exactly the attributes hosted Supabase gives it: supabase/postgres
+-- migrations/db/migrations/10000000000000_demote-postgres.sql ends with
+-- `ALTER ROLE postgres NOSUPERUSER CREATEDB CREATEROLE LOGIN REPLICATION BYPASSRLS`.
 do $$
 begin
+  if not exists (select from pg_roles where rolname = 'postgres') then
+    create role postgres;
+  end if;
+  alter role postgres nosuperuser createdb createrole login replication bypassrls;
   if not exists (select from pg_roles where rolname = 'anon') then
     create role anon nologin inherit;
   end if;
@@ -18,6 +27,13 @@ begin
   if not exists (select from pg_roles where rolname = 'authenticator') then
     create role authenticator login noinherit;
   end if;
+  -- The owners of the platform's own schemas, as on Supabase.
+  if not exists (select from pg_roles where rolname = 'supabase_auth_admin') then
+    create role supabase_auth_admin nologin noinherit;
+  end if;
+  if not exists (select from pg_roles where rolname = 'supabase_realtime_admin') then
+    create role supabase_realtime_admin nologin noinherit;
+  end if;
 end
 $$;
 
@@ -25,6 +41,14 @@ grant anon, authenticated, service_role to authenticator;
 grant anon, authenticated, service_role to postgres;
 alter role anon set statement_timeout = '3s';
 alter role authenticated set statement_timeout = '8s';
+
+-- The project's database belongs to `postgres` (so `public`, owned by
+-- pg_database_owner, is its to create in), never to the superuser.
+do $$
+begin
+  execute format('alter database %I owner to postgres', current_database());
+end
+$$;
 
 create schema if not exists extensions;
 grant usage on schema extensions to anon, authenticated, service_role;
@@ -41,8 +65,8 @@ alter default privileges for role postgres in schema public
   grant all on functions to anon, authenticated, service_role;
 
 -- auth ---------------------------------------------------------------------
-create schema if not exists auth;
-grant usage on schema auth to anon, authenticated, service_role;
+create schema if not exists auth authorization supabase_auth_admin;
+grant usage on schema auth to anon, authenticated, service_role, postgres;
 
 create table if not exists auth.users (
   instance_id uuid,
@@ -97,10 +121,20 @@ $$;
 
 grant execute on function auth.uid(), auth.role(), auth.email(), auth.jwt()
   to anon, authenticated, service_role;
+alter table auth.users owner to supabase_auth_admin;
+alter function auth.uid() owner to supabase_auth_admin;
+alter function auth.role() owner to supabase_auth_admin;
+alter function auth.email() owner to supabase_auth_admin;
+alter function auth.jwt() owner to supabase_auth_admin;
+-- What hosted `postgres` has on auth (demote-postgres: GRANT ALL ON ALL TABLES /
+-- ROUTINES IN SCHEMA auth TO postgres): it may reference auth.users and put
+-- triggers on it, but owns nothing there and cannot create in the schema.
+grant all on all tables in schema auth to postgres;
+grant all on all routines in schema auth to postgres;
 
 -- realtime -----------------------------------------------------------------
 create schema if not exists realtime;
-grant usage on schema realtime to anon, authenticated, service_role;
+grant usage on schema realtime to anon, authenticated, service_role, postgres;
 
 create table if not exists realtime.messages (
   topic text not null,
@@ -182,18 +216,81 @@ end;
 $$;
 
 grant execute on function realtime.topic(), realtime.send(jsonb, text, text, boolean)
-  to anon, authenticated, service_role;
+  to anon, authenticated, service_role, postgres;
+alter table realtime.messages owner to supabase_realtime_admin;
+-- Hosted `postgres` may create policies on realtime.messages without owning it:
+-- supautils' `policy_grants` lists the table for `postgres` (supabase/postgres,
+-- the supautils.policy_grants parameter). supautils is not here; membership of
+-- the owner role is the nearest stand-in, and the only right `postgres` has
+-- locally that it lacks on hosted Supabase.
+grant supabase_realtime_admin to postgres;
 
 -- migration history, as the Supabase CLI records it -----------------------
-create schema if not exists supabase_migrations;
+-- `supabase db push` creates these as the role it connects as: `postgres`.
+create schema if not exists supabase_migrations authorization postgres;
 create table if not exists supabase_migrations.schema_migrations (
   version text primary key,
   statements text[],
   name text
 );
+alter table supabase_migrations.schema_migrations owner to postgres;
 
 -- Supabase puts the extensions schema on every API role's search path.
 alter role postgres set search_path = "$user", public, extensions;
 alter role anon set search_path = "$user", public, extensions;
 alter role authenticated set search_path = "$user", public, extensions;
 alter role service_role set search_path = "$user", public, extensions;
+
+-- Extensions the platform installs as superuser ---------------------------
+-- pg_cron: in pg_catalog, and only in the database its launcher watches; then
+-- the grants Supabase's pg_cron after-create script gives `postgres`
+-- (supabase/postgres ansible/files/postgresql_extension_custom_scripts/pg_cron):
+-- the schema and its functions, every table but cron.job, which it may only read.
+do $$
+begin
+  if current_setting('cron.database_name', true) = current_database() then
+    create extension if not exists pg_cron with schema pg_catalog;
+    grant usage on schema cron to postgres with grant option;
+    grant all on all functions in schema cron to postgres with grant option;
+    grant all privileges on all tables in schema cron to postgres with grant option;
+    revoke all on table cron.job from postgres;
+    grant select on table cron.job to postgres with grant option;
+  end if;
+end
+$$;
+
+-- pgmq (installed just before this file by devstack/migrate.py): Supabase's
+-- pgmq after-create script hands every object of the extension to `postgres`
+-- (supabase/postgres ansible/files/postgresql_extension_custom_scripts/pgmq).
+do $$
+declare
+  object record;
+begin
+  if to_regnamespace('pgmq') is null then
+    return;
+  end if;
+  alter schema pgmq owner to postgres;
+  for object in
+    select c.relname, c.relkind from pg_class c
+     where c.relnamespace = 'pgmq'::regnamespace and c.relkind in ('r', 'p', 'v', 'S')
+  loop
+    execute format('alter %s pgmq.%I owner to postgres',
+                   case object.relkind when 'S' then 'sequence' when 'v' then 'view'
+                                       else 'table' end,
+                   object.relname);
+  end loop;
+  for object in
+    select p.oid::regprocedure as signature from pg_proc p
+     where p.pronamespace = 'pgmq'::regnamespace
+  loop
+    execute format('alter routine %s owner to postgres', object.signature);
+  end loop;
+  for object in
+    select t.oid::regtype as name from pg_type t
+     where t.typnamespace = 'pgmq'::regnamespace and t.typtype = 'c'
+       and not exists (select from pg_class c where c.oid = t.typrelid and c.relkind <> 'c')
+  loop
+    execute format('alter type %s owner to postgres', object.name);
+  end loop;
+end
+$$;

@@ -24,7 +24,7 @@ def scratch_database(
     cluster.init({"max_connections": "200", "log_min_messages": "warning", **(settings or {})})
     cluster.start()
     try:
-        apply_platform(cluster.url())
+        apply_platform(cluster.admin_url())
         apply_migrations(cluster.url())
         yield cluster.url()
     finally:

@@ -1,9 +1,14 @@
 """The test harness: one private PostgreSQL cluster per test run, and a fresh
 database per test cloned from a migrated template (milliseconds, not a
-migration run)."""
+migration run).
+
+Roles as on hosted Supabase: the platform stand-in is installed by the
+superuser ``supabase_admin``; the migrations, the functions and the tests' own
+connections run as ``postgres``, which is not a superuser."""
 
 from __future__ import annotations
 
+import os
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -14,13 +19,18 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from devstack.cluster import Cluster, free_port
+from devstack.cluster import OWNER, Cluster, free_port
 from devstack.migrate import apply_migrations, apply_platform
+from devstack.pooler import transaction_pooler
 from shared.config import get_settings
 from shared.db import close_pool
 from tests.support.db import Connection
 
 TEMPLATE = "theset_template"
+# THESET_TEST_POOLER=transaction: every test reaches its database through
+# PgBouncer in transaction mode, as production reaches Supavisor (.ci/run runs
+# the function suites so); the harness's own housekeeping stays direct.
+POOLER = os.environ.get("THESET_TEST_POOLER", "")
 # Durability buys nothing in a throw-away cluster.
 TEST_SETTINGS = {
     "fsync": "off",
@@ -40,13 +50,13 @@ def pg_cluster() -> Iterator[Cluster]:
     # template under one setting, then restart watching another database.
     cluster.start({"cron.database_name": TEMPLATE})
     try:
-        with psycopg.connect(cluster.url(), autocommit=True) as admin:
+        with psycopg.connect(cluster.admin_url(), autocommit=True) as admin:
             admin.execute(sql.SQL("create database {}").format(sql.Identifier(TEMPLATE)))
-        template_url = cluster.url(TEMPLATE)
-        apply_platform(template_url)
-        apply_migrations(template_url)
-        with psycopg.connect(template_url, autocommit=True) as conn:
-            conn.execute("create extension if not exists pgtap with schema extensions")
+        apply_platform(cluster.admin_url(TEMPLATE))
+        apply_migrations(cluster.url(TEMPLATE))
+        with psycopg.connect(cluster.admin_url(TEMPLATE), autocommit=True) as admin:
+            # Test tooling, not part of the platform: pgTAP is not a trusted extension.
+            admin.execute("create extension if not exists pgtap with schema extensions")
         cluster.stop()
         cluster.start()
         yield cluster
@@ -54,17 +64,32 @@ def pg_cluster() -> Iterator[Cluster]:
         cluster.destroy()
 
 
+@pytest.fixture(scope="session")
+def pooler_port(pg_cluster: Cluster) -> Iterator[int | None]:
+    if POOLER not in ("", "transaction"):
+        raise pytest.UsageError("THESET_TEST_POOLER is 'transaction' or unset")
+    if not POOLER:
+        yield None
+        return
+    with transaction_pooler(pg_cluster) as port:
+        yield port
+
+
 @pytest.fixture
-def database_url(pg_cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def database_url(
+    pg_cluster: Cluster, pooler_port: int | None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
     """A fresh migrated database for this test; ``shared.db`` points at it."""
     name = f"test_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(pg_cluster.url(), autocommit=True) as admin:
+    with psycopg.connect(pg_cluster.admin_url(), autocommit=True) as admin:
         admin.execute(
-            sql.SQL("create database {} template {}").format(
+            sql.SQL("create database {} owner postgres template {}").format(
                 sql.Identifier(name), sql.Identifier(TEMPLATE)
             )
         )
     url = pg_cluster.url(name)
+    if pooler_port is not None:
+        url = f"postgresql://{OWNER}@127.0.0.1:{pooler_port}/{name}"
     monkeypatch.setenv("DATABASE_URL", url)
     get_settings.cache_clear()
     close_pool()
@@ -73,14 +98,21 @@ def database_url(pg_cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Iterat
     finally:
         close_pool()
         get_settings.cache_clear()
-        with psycopg.connect(pg_cluster.url(), autocommit=True) as admin:
+        with psycopg.connect(pg_cluster.admin_url(), autocommit=True) as admin:
             admin.execute(
                 sql.SQL("drop database {} with (force)").format(sql.Identifier(name))
             )
 
 
 @pytest.fixture
+def superuser_database_url(pg_cluster: Cluster, database_url: str) -> str:
+    """The same test database as the cluster's superuser: only for diagnostics the
+    platform reserves to it (auto_explain), never to arrange what a test proves."""
+    return pg_cluster.admin_url(str(psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]))
+
+
+@pytest.fixture
 def db(database_url: str) -> Iterator[Connection]:
-    """An autocommit connection to the test database as the superuser."""
+    """An autocommit connection to the test database as ``postgres`` (not a superuser)."""
     with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
         yield conn

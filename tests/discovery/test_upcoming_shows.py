@@ -320,7 +320,8 @@ def test_anon_and_users_may_call_it_through_postgrest(database_url: str, db: Con
 
 
 def _stream_plan(database_url: str, **arguments: Any) -> str:
-    """The plan of the walk's main statement (shows after the frontier), via auto_explain."""
+    """The plan of the walk's main statement (shows after the frontier), via auto_explain
+    (loading it and its settings need the superuser: pass ``superuser_database_url``)."""
     notices: list[str] = []
     with request_as(database_url, "anon") as conn:
         conn.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
@@ -338,7 +339,9 @@ def _stream_plan(database_url: str, **arguments: Any) -> str:
     return plans[0].split("limit $9", 1)[1]
 
 
-def test_the_feed_uses_the_feed_and_location_indexes(database_url: str, db: Connection) -> None:
+def test_the_feed_uses_the_feed_and_location_indexes(
+    database_url: str, superuser_database_url: str, db: Connection
+) -> None:
     # A few thousand shows over 100 cities of 8 countries.
     venue_ids = [venue(db, f"Venue {n}", f"City {n % 100}", ["US", "FR", "DE", "GB", "ES", "IT",
                                                              "NL", "SE"][n % 8])
@@ -357,13 +360,13 @@ def test_the_feed_uses_the_feed_and_location_indexes(database_url: str, db: Conn
 
     # The unfiltered feed reads the feed index in order from the frontier on
     # and stops with the page: no sort of the whole feed.
-    plain = _stream_plan(database_url, page_size=20)
+    plain = _stream_plan(superuser_database_url, page_size=20)
     assert "Index Scan using shows_upcoming_feed_idx" in plain
     assert "Sort" not in plain.split("Nested Loop")[0]
     # A city filter starts from the venues of that city.
-    located = _stream_plan(database_url, country_code="FR", city="City 9", page_size=20)
+    located = _stream_plan(superuser_database_url, country_code="FR", city="City 9", page_size=20)
     assert "venues_location_idx" in located
     # The second page starts at the cursor, still by index.
     cursor = call(database_url, "upcoming_shows", page_size=20)["next_cursor"]
     assert "Index Scan using shows_upcoming_feed_idx" in _stream_plan(
-        database_url, page_size=20, cursor=cursor)
+        superuser_database_url, page_size=20, cursor=cursor)

@@ -284,7 +284,7 @@ def _songs(titles: list[str], spotify: bool = True) -> str:
 
 
 def test_new_songs_queue_create_setlist_once_per_import_not_per_song(
-    database_url: str, db: Connection
+    superuser_database_url: str, db: Connection
 ) -> None:
     artist = insert_artist(db)
     waiting = [insert_show(db, artist, insert_venue(db, f"Hall {d}"), d) for d in range(1, 6)]
@@ -295,7 +295,8 @@ def test_new_songs_queue_create_setlist_once_per_import_not_per_song(
     titles = [f"Song {i}" for i in range(40)]
 
     def import_counting_enqueues(batch: str) -> int:
-        with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        # track_functions is the superuser's to set.
+        with psycopg.connect(superuser_database_url, row_factory=dict_row) as conn:
             conn.execute("set local track_functions = 'all'")
             conn.execute("select * from public.ingest_songs(%s, %s::jsonb)", [artist, batch])
             row = conn.execute(
