@@ -346,6 +346,7 @@ class DeployRun:
                          [function_url(self.target, "run_jobs")])
             conn.execute("select public.schedule_new_show_webhook(%s)",
                          [function_url(self.target, "create_setlist")])
+            conn.execute("select public.schedule_vote_broadcasts()")
 
     def put_function_secret(self, variable: str, attr: str) -> None:
         value = _require(getattr(self.target, attr), self.environment, attr)
@@ -434,9 +435,11 @@ def plan(run: DeployRun) -> list[Step]:
         lambda: run.record("deployed_at"),
     ))
     steps.append(Step(
-        "register the run_jobs cron webhook and the Database Webhook on new shows",
+        "register the run_jobs cron webhook, the Database Webhook on new shows and the"
+        " vote broadcasts",
         f"psql {db}: select public.schedule_run_jobs_webhook('{function_url(target, 'run_jobs')}');"
-        f" select public.schedule_new_show_webhook('{function_url(target, 'create_setlist')}')",
+        f" select public.schedule_new_show_webhook('{function_url(target, 'create_setlist')}');"
+        " select public.schedule_vote_broadcasts()",
         run.register_webhooks,
     ))
     steps.append(Step(

@@ -9,10 +9,13 @@ connections run as ``postgres``, which is not a superuser."""
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -65,21 +68,37 @@ def pg_cluster() -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="session")
-def pooler_port(pg_cluster: Cluster) -> Iterator[int | None]:
+def prepare_threshold_off() -> Iterator[bool]:
+    """Under the pooler, the tests' own helper connections get what production's
+    connections have: no server-side prepared statements. shared.db and
+    shared.setlists pass it themselves and stay unpatched, so a product
+    connection without it still fails."""
     if POOLER not in ("", "transaction"):
         raise pytest.UsageError("THESET_TEST_POOLER is 'transaction' or unset")
     if not POOLER:
-        yield None
+        yield False
         return
-    with transaction_pooler(pg_cluster) as port:
-        yield port
+    original_connect = psycopg.Connection.connect
+
+    def connect(*args: Any, **kwargs: Any) -> psycopg.Connection[Any]:
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        if caller.startswith("tests."):
+            kwargs.setdefault("prepare_threshold", None)
+        return original_connect(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(psycopg, "connect", connect)
+        yield True
 
 
 @pytest.fixture
 def database_url(
-    pg_cluster: Cluster, pooler_port: int | None, monkeypatch: pytest.MonkeyPatch
+    pg_cluster: Cluster, prepare_threshold_off: bool, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
-    """A fresh migrated database for this test; ``shared.db`` points at it."""
+    """A fresh migrated database for this test; ``shared.db`` points at it (through
+    its own PgBouncer in transaction mode under THESET_TEST_POOLER=transaction,
+    with fewer server connections than the concurrent tests' clients, so they
+    queue and share them as behind Supavisor)."""
     name = f"test_{uuid.uuid4().hex[:16]}"
     with psycopg.connect(pg_cluster.admin_url(), autocommit=True) as admin:
         admin.execute(
@@ -87,21 +106,24 @@ def database_url(
                 sql.Identifier(name), sql.Identifier(TEMPLATE)
             )
         )
-    url = pg_cluster.url(name)
-    if pooler_port is not None:
-        url = f"postgresql://{OWNER}@127.0.0.1:{pooler_port}/{name}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    get_settings.cache_clear()
-    close_pool()
-    try:
-        yield url
-    finally:
-        close_pool()
+    with ExitStack() as stack:
+        url = pg_cluster.url(name)
+        if POOLER:
+            port = stack.enter_context(transaction_pooler(pg_cluster, pool_size=20))
+            url = f"postgresql://{OWNER}@127.0.0.1:{port}/{name}"
+        monkeypatch.setenv("DATABASE_URL", url)
         get_settings.cache_clear()
-        with psycopg.connect(pg_cluster.admin_url(), autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("drop database {} with (force)").format(sql.Identifier(name))
-            )
+        close_pool()
+        try:
+            yield url
+        finally:
+            close_pool()
+            get_settings.cache_clear()
+            stack.close()
+            with psycopg.connect(pg_cluster.admin_url(), autocommit=True) as admin:
+                admin.execute(
+                    sql.SQL("drop database {} with (force)").format(sql.Identifier(name))
+                )
 
 
 @pytest.fixture

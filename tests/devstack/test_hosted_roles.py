@@ -27,9 +27,9 @@ from tests.support.db import Connection
 # The release the migrations must upgrade: main before this branch.
 PREVIOUS_RELEASE = "0979af47c15b575807ddcf9e38c9e3869b1c26ba"
 
-# pgmq as hosted Supabase ships it: 1.5.1 (supabase/postgres nix/ext/versions.json;
-# supabase/postgres issue #1867 names 1.5.1 as bundled with the 17.6.1.016+ images,
-# and PR #2431, still open, is the move to 1.13.0). The calls this project makes,
+# pgmq as hosted Supabase ships it: 1.5.1 (supabase/postgres issue #1867 names
+# 1.5.1 as bundled with the 17.6.1.016+ images; its nix/ext/pgmq build patches the
+# 1.5.0 -> 1.5.1 upgrade; the move to 1.13.0 is draft PR #2431). The calls this project makes,
 # with the signatures pgmq 1.5.1's pgmq-extension/sql/pgmq.sql defines for them.
 PGMQ_1_5_1_CALLS = {
     "create": "pgmq.create(text)",
