@@ -34,6 +34,7 @@ PREVIOUS_RELEASE = "0979af47c15b575807ddcf9e38c9e3869b1c26ba"
 PGMQ_1_5_1_CALLS = {
     "create": "pgmq.create(text)",
     "send": "pgmq.send(text,jsonb,integer)",
+    "send_batch": "pgmq.send_batch(text,jsonb[],integer)",
     "read": "pgmq.read(text,integer,integer)",
     "set_vt": "pgmq.set_vt(text,bigint,integer)",
     "delete": "pgmq.delete(text,bigint)",
