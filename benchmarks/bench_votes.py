@@ -12,7 +12,15 @@
    for ``--http-seconds``, each request a distinct voter's first vote on one of
    the show's songs. Prints requests/s, p50 and p99 latency.
 
-Both end by checking that every count equals its rows in ``votes``.
+Throughout, the vote broadcast flush runs as ``./dev up`` runs it
+(``devstack.vote_broadcasts``, every ``--broadcast-interval`` s, 1). Under the
+RPC load it prints the messages per setlist per second on the hot song's
+setlist, and the lag from a vote's commit to the broadcast that carries it
+(p50, p99): the n-th vote to commit (by the time its client saw the commit)
+is carried by the first message whose count of the song reaches n.
+
+Both end by checking that every exact count equals its rows in ``votes``, and
+that the last broadcast of each song carries it.
 
 The database is a throw-away local cluster with the migrations applied
 (durable settings: fsync and synchronous_commit on, as in production), or
@@ -20,6 +28,7 @@ The database is a throw-away local cluster with the migrations applied
 benchmark leaves its demo rows there). Everything stops by itself.
 
     .venv/bin/python -m benchmarks.bench_votes [--seconds 5] [--http-seconds 10]
+        [--broadcast-interval 1]
 """
 
 from __future__ import annotations
@@ -32,11 +41,13 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 from typing import Any
@@ -49,6 +60,8 @@ from devstack.cluster import free_port
 from devstack.migrate import PROJECT_ROOT
 from devstack.scratch import scratch_database
 from devstack.tokens import mint_local_token
+from devstack.vote_broadcasts import Flush
+from devstack.vote_broadcasts import run as run_broadcasts
 from shared.db import Connection
 from tests.support.catalogue import BAND_OF_HORSES_SONGS
 
@@ -63,6 +76,7 @@ SONGS = BAND_OF_HORSES_SONGS[:8]
 @dataclass(frozen=True)
 class Stage:
     hot: uuid.UUID  # the RPC's hot setlist song
+    hot_setlist: uuid.UUID
     plain: uuid.UUID  # the plain UPDATE's row, another setlist's song
     http_songs: list[uuid.UUID]  # the HTTP phase's show's setlist songs
 
@@ -96,7 +110,10 @@ def prepare(url: str) -> Stage:
             answer = _one(conn, "select public.create_setlist(%s, false)", [show])
             assert isinstance(answer, dict) and answer["status"] == "ready"
             setlists.append([uuid.UUID(s["setlist_song_id"]) for s in answer["songs"]])
-    return Stage(hot=setlists[0][0], plain=setlists[1][0], http_songs=setlists[2])
+            if n == 1:
+                hot_setlist = uuid.UUID(answer["setlist_id"])
+    return Stage(hot=setlists[0][0], hot_setlist=hot_setlist, plain=setlists[1][0],
+                 http_songs=setlists[2])
 
 
 def create_users(url: str, count: int) -> list[str]:
@@ -111,20 +128,83 @@ def create_users(url: str, count: int) -> list[str]:
 
 
 def counts_are_exact(url: str, songs: Sequence[uuid.UUID]) -> bool:
+    """Every song's exact count equals its vote rows, and its last broadcast carries it."""
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(
-            "select bool_and(ss.vote_count = (select count(*) from public.votes v"
-            "                                  where v.setlist_song_id = ss.id))"
+            "select bool_and(public.exact_vote_count(ss) = (select count(*) from public.votes v"
+            "                                                where v.setlist_song_id = ss.id)"
+            "                and public.exact_vote_count(ss) = coalesce(("
+            "                  select (c ->> 'vote_count')::int"
+            "                    from realtime.messages m,"
+            "                         jsonb_array_elements(m.payload -> 'vote_counts') c"
+            "                   where m.topic = 'setlist:' || ss.setlist_id::text"
+            "                     and c ->> 'setlist_song_id' = ss.id::text"
+            "                   order by (m.payload ->> 'version')::bigint desc limit 1), 0))"
             " from public.setlist_songs ss where ss.id = any(%s)", [list(songs)]).fetchone()
     return bool(row and row[0])
+
+
+def hot_song_broadcasts(url: str, stage: Stage) -> dict[int, int]:
+    """The hot song's count in each message of its setlist, by version."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "select (m.payload ->> 'version')::bigint, (c ->> 'vote_count')::int"
+            "  from realtime.messages m, jsonb_array_elements(m.payload -> 'vote_counts') c"
+            " where m.topic = %s and c ->> 'setlist_song_id' = %s",
+            [f"setlist:{stage.hot_setlist}", str(stage.hot)]).fetchall()
+    return {int(version): int(count) for version, count in rows}
+
+
+@dataclass
+class Broadcasts:
+    """The flush loop of the local stack, in a thread, keeping every flush."""
+
+    url: str
+    interval: float
+    flushes: list[Flush] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.thread = threading.Thread(
+            target=run_broadcasts, args=(self.url, self.interval, self.stop, self.flushes.append),
+            daemon=True)
+
+    def __enter__(self) -> Broadcasts:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # One more window, so that the last votes go out.
+        time.sleep(self.interval * 1.5)
+        self.stop.set()
+        self.thread.join(timeout=STARTUP_TIMEOUT)
+
+    def messages_per_second(self, setlist: uuid.UUID, started: float, ended: float) -> float:
+        sent = sum(1 for f in self.flushes if started <= f.committed_at <= ended
+                   for m in f.messages if m["setlist_id"] == setlist)
+        return sent / (ended - started)
+
+    def lags(self, setlist: uuid.UUID, counts_by_version: dict[int, int],
+             commits: list[float]) -> list[float]:
+        """Per vote of the hot song (they only add): the first message that counts it."""
+        sent = sorted((int(m["version"]), f.committed_at) for f in self.flushes
+                      for m in f.messages if m["setlist_id"] == setlist)
+        counts = [counts_by_version[version] for version, _ in sent]  # never decreasing
+        lags = []
+        for n, committed in enumerate(sorted(commits), start=1):
+            first = bisect_left(counts, n)
+            if first < len(sent):
+                lags.append(sent[first][1] - committed)
+        return lags
 
 
 # -- phase 1: the RPC against a plain UPDATE ---------------------------------------------
 
 
 def _rpc_client(url: str, song: str, voters: list[str], barrier: Barrier, seconds: float,
-                results: Queue[tuple[int, int]]) -> None:
+                results: Queue[tuple[int, int, list[float]]]) -> None:
     done = failed = 0
+    commits: list[float] = []
     with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
         barrier.wait()
         deadline = time.perf_counter() + seconds
@@ -139,14 +219,15 @@ def _rpc_client(url: str, song: str, voters: list[str], barrier: Barrier, second
                     conn.execute("select set_config('request.jwt.claims', %s, true),"
                                  " set_config('role', 'authenticated', true)", [claims])
                     conn.execute("select public.cast_vote(%s, true)", [song])
+                commits.append(time.time())
                 done += 1
             except psycopg.Error:
                 failed += 1
-    results.put((done, failed))
+    results.put((done, failed, commits))
 
 
 def _plain_client(url: str, song: str, voters: list[str], barrier: Barrier, seconds: float,
-                  results: Queue[tuple[int, int]]) -> None:
+                  results: Queue[tuple[int, int, list[float]]]) -> None:
     done = 0
     with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
         barrier.wait()
@@ -155,15 +236,23 @@ def _plain_client(url: str, song: str, voters: list[str], barrier: Barrier, seco
             conn.execute("update public.setlist_songs set vote_count = vote_count + 1"
                          " where id = %s", [song])
             done += 1
-    results.put((done, 0))
+    results.put((done, 0, []))
+
+
+@dataclass(frozen=True)
+class Round:
+    rate: float  # votes per second over the clients' common measured window
+    failed: int
+    started: float  # time.time()
+    ended: float
+    commits: list[float]  # time.time() when each vote's commit came back
 
 
 def run_clients(target: object, url: str, song: uuid.UUID, voters: list[str], clients: int,
-                seconds: float) -> tuple[float, int]:
-    """Votes per second over the clients' common measured window, and failures."""
+                seconds: float) -> Round:
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(clients + 1)
-    results: Queue[tuple[int, int]] = context.Queue()
+    results: Queue[tuple[int, int, list[float]]] = context.Queue()
     slices = [voters[i::clients] for i in range(clients)]
     processes = [context.Process(target=target,  # type: ignore[arg-type]
                                  args=(url, str(song), slices[i], barrier, seconds, results))
@@ -171,12 +260,13 @@ def run_clients(target: object, url: str, song: uuid.UUID, voters: list[str], cl
     for process in processes:
         process.start()
     barrier.wait(timeout=STARTUP_TIMEOUT)
-    started = time.perf_counter()
+    started, wall_started = time.perf_counter(), time.time()
     totals = [results.get(timeout=seconds + STARTUP_TIMEOUT) for _ in processes]
     elapsed = time.perf_counter() - started
     for process in processes:
         process.join(timeout=STARTUP_TIMEOUT)
-    return sum(d for d, _ in totals) / elapsed, sum(f for _, f in totals)
+    return Round(sum(d for d, _, _ in totals) / elapsed, sum(f for _, f, _ in totals),
+                 wall_started, wall_started + elapsed, [t for _, _, c in totals for t in c])
 
 
 # -- phase 2: the function over HTTP ---------------------------------------------------------
@@ -268,6 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--http-clients", type=int, default=50)
     parser.add_argument("--voters", type=int, default=40_000,
                         help="distinct voters for the RPC phase (each votes once)")
+    parser.add_argument("--broadcast-interval", type=float, default=1.0,
+                        help="seconds between vote broadcasts of one setlist")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     args = parser.parse_args(argv)
     seconds = min(args.seconds, MAX_SECONDS)
@@ -281,28 +373,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cores {os.cpu_count()}, synchronous_commit {setting[0] if setting else '?'}")
 
         # Alternate the two a few times: a shared machine's noise hits both alike.
-        rpc_rates: list[float] = []
+        rpc_rounds: list[Round] = []
         plain_rates: list[float] = []
-        rpc_failed = 0
         remaining = voters
-        for _ in range(args.rounds):
-            rate, failed = run_clients(_rpc_client, url, stage.hot, remaining, args.clients,
-                                       seconds)
-            used = int(rate * seconds) + args.clients
-            remaining = remaining[used:]
-            rpc_rates.append(rate)
-            rpc_failed += failed
-            plain_rates.append(run_clients(_plain_client, url, stage.plain, [], args.clients,
-                                           seconds)[0])
+        with Broadcasts(url, args.broadcast_interval) as broadcasts:
+            for _ in range(args.rounds):
+                rpc = run_clients(_rpc_client, url, stage.hot, remaining, args.clients, seconds)
+                remaining = remaining[int(rpc.rate * seconds) + args.clients:]
+                rpc_rounds.append(rpc)
+                plain_rates.append(run_clients(_plain_client, url, stage.plain, [], args.clients,
+                                               seconds).rate)
+        rpc_rates = [r.rate for r in rpc_rounds]
         rpc_rate, plain_rate = statistics.fmean(rpc_rates), statistics.fmean(plain_rates)
+        per_second = statistics.fmean(
+            broadcasts.messages_per_second(stage.hot_setlist, r.started, r.ended)
+            for r in rpc_rounds)
+        lags = broadcasts.lags(stage.hot_setlist, hot_song_broadcasts(url, stage),
+                               [t for r in rpc_rounds for t in r.commits])
+        commits = sum(len(r.commits) for r in rpc_rounds)
         exact = counts_are_exact(url, [stage.hot])
         print(f"one hot song, {args.clients} clients, {args.rounds} rounds of {seconds:g} s each:")
         print(f"  cast_vote RPC          {rpc_rate:9.0f} votes/s   rounds:"
-              f" {', '.join(f'{r:.0f}' for r in rpc_rates)}   (failures: {rpc_failed})")
+              f" {', '.join(f'{r:.0f}' for r in rpc_rates)}"
+              f"   (failures: {sum(r.failed for r in rpc_rounds)})")
         print(f"  plain UPDATE +1        {plain_rate:9.0f} votes/s   rounds:"
               f" {', '.join(f'{r:.0f}' for r in plain_rates)}")
         print(f"  ratio RPC / plain      {rpc_rate / plain_rate:9.2f}")
-        print(f"  count == rows in votes {exact}")
+        print(f"broadcasts under that load (flush every {args.broadcast_interval:g} s):")
+        print(f"  messages/setlist/s     {per_second:9.2f}   (hot setlist, RPC rounds)")
+        if lags:
+            print(f"  commit → broadcast p50 {percentile(lags, 0.50) * 1000:9.0f} ms")
+            print(f"  commit → broadcast p99 {percentile(lags, 0.99) * 1000:9.0f} ms"
+                  f"   ({len(lags)} of {commits} votes carried)")
+        print(f"  exact == rows == last broadcast {exact}")
         if len(remaining) < args.clients * 10:
             print("  (warning: the RPC clients ran out of voters; raise --voters)")
 
@@ -310,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         http_voters = create_users(url, max(2_000, int(http_seconds * 1_000 / 5)))
         work = [(mint_local_token(voter, secret=JWT_SECRET, issuer=f"{SUPABASE_URL}/auth/v1"),
                  str(song)) for voter in http_voters for song in stage.http_songs]
-        with functions_server(url) as base:
+        with Broadcasts(url, args.broadcast_interval), functions_server(url) as base:
             figures = asyncio.run(_http_load(base, work, args.http_clients, http_seconds))
         exact = counts_are_exact(url, stage.http_songs)
         print(f"cast_vote over HTTP (gunicorn gthread 2×8), {args.http_clients} clients,"
@@ -320,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  latency p50            {percentile(figures.latencies, 0.50) * 1000:9.1f} ms")
         print(f"  latency p99            {percentile(figures.latencies, 0.99) * 1000:9.1f} ms")
         print(f"  mean                   {statistics.fmean(figures.latencies) * 1000:9.1f} ms")
-        print(f"  counts == rows in votes {exact}")
+        print(f"  exact == rows == last broadcast {exact}")
         if figures.requests >= len(work):
             print("  (warning: the HTTP clients ran out of voters)")
     return 0

@@ -64,8 +64,6 @@ def run(url: str, interval_seconds: float, stop: threading.Event,
                     flush = flush_once(conn, interval_seconds)
                     if on_flush is not None:
                         on_flush(flush)
-                    if flush.messages:
-                        log.info("vote_broadcasts_sent", messages=len(flush.messages))
                     # Sleep to the next window: the flush's windows are aligned on the epoch.
                     stop.wait(interval_seconds - time.time() % interval_seconds)
         except psycopg.OperationalError as error:

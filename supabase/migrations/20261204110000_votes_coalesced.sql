@@ -12,19 +12,21 @@
 --
 -- Design.
 --  * The vote is an insert into public.votes; its primary key (user, song) is
---    the one-vote rule. A trigger adds +1/-1 to one of 16 tally slots of the
---    song (public.vote_tallies, slot = the backend's pid mod 16). A backend runs
---    one transaction at a time, so concurrent voters on one song mostly write
---    different rows and commit in parallel; two voters share a slot only when
---    their backends' pids collide mod 16. The per-(user, show) limit is a
---    transaction-scoped advisory lock on (user, show) (Supavisor-safe) under
---    which the caller's votes are counted: only one fan's own requests queue.
+--    the one-vote rule. A trigger puts it in one of 16 tally slots of the song
+--    (public.vote_tallies, slot = the backend's pid mod 16) and adds one to
+--    it; taking the vote back takes one off the slot it is in. A backend runs one transaction at a
+--    time, so concurrent voters on one song mostly write different rows and
+--    commit in parallel; two voters share a slot only when their backends'
+--    pids collide mod 16. A vote's foreign key points at its slot (which
+--    points at the song), so no vote locks the song's row at all. The
+--    per-(user, show) limit is a transaction-scoped advisory lock on (user,
+--    show) (Supavisor-safe) under which the caller's votes are counted: only
+--    one fan's own requests queue.
 --  * The exact count of a song is the sum of its slots
 --    (public.exact_vote_count): at most 16 rows, read in the statement's
 --    snapshot, so it is exact in every read (get_show_page, cast_vote's answer,
---    create_setlist's and add_song's answers). A slot may go negative (a vote
---    counted in one slot, taken back through another backend); only the sum
---    means anything, and it equals count(*) of the song's votes.
+--    create_setlist's and add_song's answers); each slot holds exactly the
+--    number of the song's votes that name it.
 --  * setlist_songs.vote_count is now the count as last broadcast, written by
 --    the flush: what every listener shows, at most one interval behind. Rankings
 --    that can lag (trending shows, popular artists) keep reading it and its index.
@@ -56,9 +58,10 @@
 --  * cast_vote's count is exact as of the vote (every vote committed before
 --    it, plus its own); votes committing at the same moment come with the next
 --    message. Two concurrent voters may therefore both be answered the same count.
---  * Each vote writes two rows (the vote, a slot) instead of one row plus one
---    update of the shared counter; the flush does the per-song work once per
---    interval instead of per vote. Messages per setlist are bounded by the
+--  * Each vote writes the vote and updates its slot (as before it wrote the
+--    vote and updated the song's counter, but now 16 rows share the load); the
+--    flush does the per-song work once per interval instead of per vote. An
+--    unvote from another backend than the vote's waits for the voters of that slot. Messages per setlist are bounded by the
 --    interval, not by the vote rate: 500 listeners cost at most 500 messages
 --    per interval per busy setlist.
 --  * A flush that finds a slot locked for longer than a vote takes (an account
@@ -66,10 +69,11 @@
 
 -- Tallies ------------------------------------------------------------------------
 
+-- How many votes of a song went through each slot; the song's count is the sum.
 create table public.vote_tallies (
   setlist_song_id uuid not null references public.setlist_songs (id) on delete cascade,
   slot smallint not null check (slot between 0 and 15),
-  votes integer not null,
+  votes integer not null check (votes >= 0),
   -- Changed since the last flush read it.
   dirty boolean not null default true,
   primary key (setlist_song_id, slot)
@@ -86,19 +90,22 @@ grant select, insert, update, delete on table public.vote_tallies to service_rol
 create policy "vote tallies are public" on public.vote_tallies
   for select to anon, authenticated using (true);
 
--- The last message sent per setlist: its version and when.
-create table public.vote_broadcasts (
-  setlist_id uuid primary key references public.setlists (id) on delete cascade,
-  version bigint not null check (version > 0),
-  sent_at timestamptz not null
-);
-
-alter table public.vote_broadcasts enable row level security;
-revoke all on table public.vote_broadcasts from anon, authenticated;
-grant select on table public.vote_broadcasts to anon, authenticated;
-grant select, insert, update, delete on table public.vote_broadcasts to service_role;
-create policy "vote broadcast versions are public" on public.vote_broadcasts
-  for select to anon, authenticated using (true);
+-- Every vote names its slot and references it instead of the song: the
+-- foreign-key check of a vote then share-locks its slot (a row this
+-- transaction has just updated anyway), not the popular song's row, whose
+-- share locks held by many voters at once (multixacts) were a hot spot of
+-- their own. The slot references the song, so a vote still cannot outlive it.
+-- Existing votes start in slot 0, with counts equal to what was broadcast.
+alter table public.votes add column slot smallint not null default 0;
+alter table public.votes alter column slot drop default;
+insert into public.vote_tallies (setlist_song_id, slot, votes, dirty)
+select vo.setlist_song_id, 0, count(*), false
+  from public.votes vo
+ group by vo.setlist_song_id;
+alter table public.votes drop constraint votes_setlist_song_id_fkey;
+alter table public.votes add constraint votes_slot_fkey
+  foreign key (setlist_song_id, slot)
+  references public.vote_tallies (setlist_song_id, slot) on delete cascade;
 
 -- The exact count of a setlist song: the sum of its slots.
 create or replace function public.exact_vote_count(entry public.setlist_songs)
@@ -117,45 +124,82 @@ revoke execute on function public.exact_vote_count(public.setlist_songs)
 grant execute on function public.exact_vote_count(public.setlist_songs)
   to anon, authenticated, service_role;
 
--- Every change of a vote moves one slot of its song. SECURITY DEFINER: votes
--- also go by cascade (a user deleting their account, run by Supabase Auth's
--- role), and the tally must follow.
+-- A new vote (or one moved to another song) names this backend's slot of its
+-- song, created here if it is the first (its foreign key needs the slot).
+-- Counting happens after the row is written (votes_maintain_count), so an
+-- insert that a conflict skips counts nothing.
+create or replace function public.votes_take_slot()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  if tg_op = 'UPDATE' and old.setlist_song_id = new.setlist_song_id then
+    new.slot := old.slot;
+    return new;
+  end if;
+  new.slot := (pg_backend_pid() % 16)::smallint;
+  insert into public.vote_tallies (setlist_song_id, slot, votes)
+  values (new.setlist_song_id, new.slot, 0)
+  on conflict (setlist_song_id, slot) do nothing;
+  return new;
+end;
+$$;
+
+-- Every vote written adds one to its slot, every vote gone (taken back, its
+-- user's account deleted, moved to another song) takes one off. SECURITY
+-- DEFINER: votes also go by cascade (a user deleting their account, run by
+-- Supabase Auth's role), and the tally must follow. When the setlist song
+-- itself goes, its tallies are gone already and there is nothing to update.
 create or replace function public.votes_maintain_count()
 returns trigger
 language plpgsql
 security definer
 set search_path = ''
 as $$
-declare
-  my_slot constant smallint := (pg_backend_pid() % 16)::smallint;
 begin
   if tg_op = 'UPDATE' and old.setlist_song_id = new.setlist_song_id then
     return null;
   end if;
-  -- Not found: the setlist song itself is being deleted (cascade), and its
-  -- tallies go with it.
-  if tg_op in ('DELETE', 'UPDATE')
-     and exists (select 1 from public.setlist_songs ss where ss.id = old.setlist_song_id) then
-    insert into public.vote_tallies as t (setlist_song_id, slot, votes)
-    values (old.setlist_song_id, my_slot, -1)
-    on conflict (setlist_song_id, slot)
-      do update set votes = t.votes - 1, dirty = true;
+  if tg_op in ('DELETE', 'UPDATE') then
+    update public.vote_tallies t
+       set votes = t.votes - 1, dirty = true
+     where t.setlist_song_id = old.setlist_song_id and t.slot = old.slot;
   end if;
   if tg_op in ('INSERT', 'UPDATE') then
-    insert into public.vote_tallies as t (setlist_song_id, slot, votes)
-    values (new.setlist_song_id, my_slot, 1)
-    on conflict (setlist_song_id, slot)
-      do update set votes = t.votes + 1, dirty = true;
+    update public.vote_tallies t
+       set votes = t.votes + 1, dirty = true
+     where t.setlist_song_id = new.setlist_song_id and t.slot = new.slot;
   end if;
   return null;
 end;
 $$;
 
+revoke execute on function public.votes_take_slot() from public, anon, authenticated, service_role;
 revoke execute on function public.votes_maintain_count() from public, anon, authenticated, service_role;
 
--- The trigger votes_maintain_count (0500) keeps calling this function; the
--- per-vote broadcast is gone.
+create trigger votes_take_slot
+  before insert or update of setlist_song_id on public.votes
+  for each row execute function public.votes_take_slot();
+-- votes_maintain_count (0500) stays: after insert, delete or update of setlist_song_id.
+
+-- The per-vote broadcast is gone.
 drop function public.broadcast_vote_count(uuid, uuid, integer);
+
+-- The last message sent per setlist: its version and when.
+create table public.vote_broadcasts (
+  setlist_id uuid primary key references public.setlists (id) on delete cascade,
+  version bigint not null check (version > 0),
+  sent_at timestamptz not null
+);
+
+alter table public.vote_broadcasts enable row level security;
+revoke all on table public.vote_broadcasts from anon, authenticated;
+grant select on table public.vote_broadcasts to anon, authenticated;
+grant select, insert, update, delete on table public.vote_broadcasts to service_role;
+create policy "vote broadcast versions are public" on public.vote_broadcasts
+  for select to anon, authenticated using (true);
 
 -- The broadcast flush ------------------------------------------------------------
 
