@@ -210,15 +210,15 @@ def _print_sync_status(url: str) -> None:
     import psycopg
     from psycopg.rows import dict_row
 
-    from shared.sync.monitoring import render
+    from shared.sync.monitoring import fetch_status, render
 
     try:
         with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
-            row = conn.execute("select public.sync_monitoring() as status").fetchone()
+            status = fetch_status(conn)
     except psycopg.Error as error:
         print(f"sync       status unavailable ({type(error).__name__}); run ./dev up to migrate")
         return
-    render(row["status"] if row else {})
+    render(status)
 
 
 def reset() -> None:

@@ -9,23 +9,33 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import psycopg
+from psycopg.types.json import Jsonb
 from pydantic import SecretStr
 
 from shared import db
 from shared.auth import Claims
+from shared.config import get_settings
 from shared.logging import get_logger
 from shared.rpc import api_error_for_database_error
 from shared.sources import errors as source_errors
-from shared.sources.records import ArtistRecord, artist_from_spotify, artist_from_ticketmaster
+from shared.sources.errors import SourceError
+from shared.sources.records import (
+    ArtistRecord,
+    artist_from_spotify,
+    artist_from_ticketmaster,
+    name_key,
+)
 from shared.sync import sources
+from shared.sync.errors import FlightPending, api_error_for
 from shared.sync.freshness import is_fresh, record_failure
 from shared.sync.ingest import ingest_artists
 from shared.sync.queue import enqueue
+from shared.sync.singleflight import Flight, single_flight
 from shared.web import ApiError, Forbidden, Unauthorized
 
 log = get_logger(__name__)
@@ -58,13 +68,77 @@ class FoundArtist:
         }
 
 
-def search_artists(query: str, limit: int) -> list[FoundArtist]:
-    """Ticketmaster Music attractions with upcoming events, matched to our artists.
+@dataclass(frozen=True, slots=True)
+class SearchAnswer:
+    found: list[FoundArtist]
+    # "ticketmaster": Ticketmaster's answer, live or cached; "local": our own
+    # artists, because Ticketmaster could not be asked (``fallback_reason``).
+    source: Literal["ticketmaster", "local"]
+    cached: bool
+    fetched_at: datetime | None
+    fallback_reason: str | None = None
 
-    Raises ``SourceError`` subclasses when Ticketmaster fails.
+    def as_dict(self, query: str) -> dict[str, Any]:
+        return {
+            "query": query,
+            "items": [artist.as_dict() for artist in self.found],
+            "source": self.source,
+            "cached": self.cached,
+            "fetched_at": None if self.fetched_at is None else self.fetched_at.isoformat(),
+            "fallback_reason": self.fallback_reason,
+        }
+
+
+def search_artists(query: str, limit: int) -> SearchAnswer:
+    """Music attractions with upcoming events, matched to our artists.
+
+    The same normalised query (``public.name_key``) is answered from the shared
+    cache for ``SEARCH_CACHE_TTL_SECONDS``, and concurrent identical searches
+    make one Ticketmaster call (single flight). When Ticketmaster cannot be
+    asked (down, limiting us, out of today's request share, not configured)
+    the answer is our own artists matching the query (``source: "local"``);
+    when there are none either, the error that kept Ticketmaster from answering
+    (a ``SourceError``, or ``FlightPending``) is raised.
     """
-    attractions = sources.ticketmaster().search_attractions(query, size=limit)
-    records = [artist_from_ticketmaster(a) for a in attractions]
+    ttl = get_settings().search_cache_ttl_seconds
+
+    def done(after_flight: bool) -> SearchAnswer | None:
+        with db.transaction() as conn:
+            row = conn.execute(
+                "select items, fetched_at from public.search_cache_lookup(%s, %s, %s)",
+                [query, limit, ttl],
+            ).fetchone()
+        if row is None:
+            return None
+        records = [ArtistRecord(**{**r, "genres": tuple(r["genres"])}) for r in row["items"]]
+        return SearchAnswer(_matched(records[:limit]), "ticketmaster", True, row["fetched_at"])
+
+    def lead(flight: Flight) -> SearchAnswer:
+        attractions = sources.ticketmaster().search_attractions(query, size=limit)
+        records = [artist_from_ticketmaster(a) for a in attractions]
+        with db.transaction() as conn:
+            row = conn.execute(
+                "select public.search_cache_store(%s, %s, %s) as fetched_at",
+                [query, limit, Jsonb([asdict(r) for r in records])],
+            ).fetchone()
+            flight.finish(conn)
+        fetched_at = row["fetched_at"] if row else datetime.now(UTC)
+        return SearchAnswer(_matched(records), "ticketmaster", False, fetched_at)
+
+    try:
+        return single_flight(f"search:{name_key(query)}", lead, done)
+    except (SourceError, FlightPending) as error:
+        local = _local_artists(query, limit)
+        log.warning("search_answered_locally", error_type=type(error).__name__,
+                    items=len(local))
+        if not local:
+            raise
+        reason = "search_in_progress" if isinstance(error, FlightPending) else (
+            api_error_for(error).code)
+        return SearchAnswer(local, "local", False, None, reason)
+
+
+def _matched(records: Sequence[ArtistRecord]) -> list[FoundArtist]:
     known = _known_artists(records)
     found = []
     for record in records:
@@ -79,6 +153,29 @@ def search_artists(query: str, limit: int) -> list[FoundArtist]:
         )
         found.append(FoundArtist(record, ours))
     return found
+
+
+def _local_artists(query: str, limit: int) -> list[FoundArtist]:
+    with db.transaction() as conn:
+        rows = conn.execute(
+            "select * from public.search_local_artists(%s, %s)", [query, limit]
+        ).fetchall()
+    return [
+        FoundArtist(
+            ArtistRecord(
+                name=row["name"],
+                ticketmaster_id=row["ticketmaster_id"],
+                spotify_id=row["spotify_id"],
+                musicbrainz_id=row["musicbrainz_id"],
+                image_url=row["image_url"],
+                genres=tuple(row["genres"] or ()),
+                ticketmaster_url=row["ticketmaster_url"],
+                upcoming_event_count=row["upcoming_show_count"],
+            ),
+            row["artist_id"],
+        )
+        for row in rows
+    ]
 
 
 def _known_artists(records: Sequence[ArtistRecord]) -> dict[tuple[str, str], uuid.UUID]:

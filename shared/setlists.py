@@ -15,14 +15,9 @@ already there needs none of it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, Final
 
-import psycopg
-
 from shared import db, rpc
-from shared.config import get_settings
 from shared.logging import get_logger
 from shared.sync.jobs import job_transaction
 from shared.sync.registry import Job, JobOutcome, job_handler
@@ -47,74 +42,47 @@ def _create_setlist_rpc(
     )
 
 
-def _catalogue_lock_key(artist_id: uuid.UUID) -> str:
-    return f"catalogue:{artist_id}"
-
-
-@contextmanager
-def _catalogue_import_slot(artist_id: uuid.UUID) -> Iterator[bool]:
-    """Whether this caller may fetch the artist's catalogue now: true for one caller
-    at a time per artist (a transaction-scoped advisory lock, held until the block
-    ends), false at once for everyone else.
-
-    The lock lives on a connection of its own, not a pooled one: the import
-    takes pooled connections itself, and a pool full of lock holders each
-    waiting for one more connection would stall. The lock goes with the
-    transaction, so a crashed request can never keep it.
-    """
-    with psycopg.connect(
-        get_settings().database_url, prepare_threshold=None, connect_timeout=10
-    ) as conn:
-        row = conn.execute(
-            "select pg_try_advisory_xact_lock(hashtextextended(%s, 0))",
-            [_catalogue_lock_key(artist_id)],
-        ).fetchone()
-        yield bool(row and row[0])
-
-
 def create_setlist(show_id: uuid.UUID) -> dict[str, Any]:
     """Make sure the show has its predicted setlist (for the function).
 
-    When the artist's catalogue is empty it is imported first, by one request
-    per artist at a time: a request arriving while another one imports it does
-    not fetch it again but answers ``pending`` (``catalogue_importing``) with the
-    job queued. When the catalogue cannot be had now, the answer is ``pending``
-    with the reason, and the job is queued so the setlist appears as soon as
-    the catalogue does.
+    When the artist's catalogue is empty it is imported first, once however
+    many requests ask at a time (single flight): a request arriving while
+    another one imports it waits for that import, a bounded time, and draws
+    from it; past the wait it answers ``pending`` (``catalogue_importing``)
+    with the job queued. When the catalogue cannot be had now, the answer is
+    ``pending`` with the reason, and the job is queued so the setlist appears
+    as soon as the catalogue does.
     """
     answer = _create_setlist_rpc(show_id, enqueue_when_pending=False)
     if answer["status"] != "pending":
         return answer
     from shared.sources.errors import SourceError
     from shared.sync.catalogue import import_artist_catalogue
-    from shared.sync.errors import NoSpotifyId, SyncError
+    from shared.sync.errors import FlightPending, NoSpotifyId, SyncError
 
     artist_id = uuid.UUID(answer["artist_id"])
-    with _catalogue_import_slot(artist_id) as mine:
-        if not mine:
-            log.info("catalogue_import_in_progress", show_id=str(show_id),
-                     artist_id=str(artist_id))
-            answer = _create_setlist_rpc(show_id, enqueue_when_pending=True)
-            if answer["status"] == "pending":
-                answer["pending_reason"] = "catalogue_importing"
-            return answer
-        try:
-            # Fresh (imported by a request that held the slot just before): no fetch.
-            import_artist_catalogue(artist_id)
-        except (SourceError, SyncError) as error:
-            # The error names the source and endpoint, never a key or token.
-            log.warning("catalogue_unavailable", show_id=str(show_id),
-                        artist_id=str(artist_id), error_type=type(error).__name__)
-            answer = _create_setlist_rpc(show_id, enqueue_when_pending=True)
-            if answer["status"] == "pending":
-                answer["pending_reason"] = (
-                    "no_spotify_id" if isinstance(error, NoSpotifyId)
-                    else "catalogue_unavailable"
-                )
-            return answer
-        # Imported (possibly empty: an artist without a single track). Queue the
-        # job if still nothing to draw from, so a later import is picked up.
-        return _create_setlist_rpc(show_id, enqueue_when_pending=True)
+    try:
+        # Fresh (imported by another request just before): no fetch.
+        import_artist_catalogue(artist_id)
+    except FlightPending:
+        log.info("catalogue_import_in_progress", show_id=str(show_id), artist_id=str(artist_id))
+        answer = _create_setlist_rpc(show_id, enqueue_when_pending=True)
+        if answer["status"] == "pending":
+            answer["pending_reason"] = "catalogue_importing"
+        return answer
+    except (SourceError, SyncError) as error:
+        # The error names the source and endpoint, never a key or token.
+        log.warning("catalogue_unavailable", show_id=str(show_id),
+                    artist_id=str(artist_id), error_type=type(error).__name__)
+        answer = _create_setlist_rpc(show_id, enqueue_when_pending=True)
+        if answer["status"] == "pending":
+            answer["pending_reason"] = (
+                "no_spotify_id" if isinstance(error, NoSpotifyId) else "catalogue_unavailable"
+            )
+        return answer
+    # Imported (possibly empty: an artist without a single track). Queue the
+    # job if still nothing to draw from, so a later import is picked up.
+    return _create_setlist_rpc(show_id, enqueue_when_pending=True)
 
 
 @job_handler(JOB_KIND)

@@ -27,6 +27,7 @@ from werkzeug.test import Client, TestResponse
 from devstack.migrate import PROJECT_ROOT
 from devstack.server import build_app, function_names
 from shared.auth import reset_jwks_cache
+from shared.budgets import identity_key
 from shared.config import get_settings
 from shared.sync import sources
 from tests.setlists.helpers import build_stage, cast_vote
@@ -118,7 +119,7 @@ class Contract:
 
     def assert_all_statuses_seen(self, path: str, method: str) -> None:
         documented = {int(s) for s in SPEC["paths"][path][method]["responses"]}
-        assert documented <= {200, 201, 202, 400, 401, 403, 404, 409, 422, 502, 503}
+        assert documented <= {200, 201, 202, 400, 401, 403, 404, 409, 422, 429, 502, 503}
         missing = {s for s in documented if s < 500} - {
             status for (p, m, status) in self.seen if (p, m) == (path, method)}
         assert not missing, f"{method.upper()} {path}: never provoked {sorted(missing)}"
@@ -147,6 +148,13 @@ def contract(
     sources.configure()
     reset_jwks_cache()
     get_settings.cache_clear()
+
+
+def spend_budget(db: Connection, address: str, action: str) -> None:
+    """Leave the client at ``address`` no budget for ``action`` for the next hour."""
+    db.execute("insert into public.client_budgets (client_key, action, tat)"
+               " values (%s, %s, now() + interval '1 hour')",
+               [identity_key(f"address:{address}"), action])
 
 
 def bearer(user: uuid.UUID, **overrides: Any) -> dict[str, str]:
@@ -205,6 +213,15 @@ def test_create_setlist(contract: Contract, db: Connection) -> None:
     assert closed.status_code == 409 and closed.json is not None
     assert closed.json["error"]["code"] == "show_closed"
     assert contract.call("get", "/create_setlist").status_code == 405
+    # A catalogue to import, for a client whose import budget is spent: 429, no call.
+    on_spotify = insert_artist(db, "Band of Horses")
+    db.execute("insert into public.artist_external_ids (source, external_id, artist_id)"
+               " values ('spotify', '0OdUWJ0sBjDrqHygGUXeCF', %s)", [on_spotify])
+    empty = insert_show(db, on_spotify, insert_venue(db, "Red Rocks", "Morrison"))
+    spend_budget(db, "203.0.113.9", "import")
+    refused = contract.call("post", "/create_setlist", {"show_id": str(empty)},
+                            headers={"X-Forwarded-For": "203.0.113.9"})
+    assert refused.status_code == 429 and refused.headers["Retry-After"]
     contract.assert_all_statuses_seen("/create_setlist", "post")
 
 
@@ -258,7 +275,9 @@ def test_add_song(contract: Contract, db: Connection) -> None:
     contract.assert_all_statuses_seen("/add_song", "post")
 
 
-def test_sync_functions(contract: Contract, db: Connection, httpx_mock: HTTPXMock) -> None:
+def test_sync_functions(
+    contract: Contract, db: Connection, httpx_mock: HTTPXMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     upstream = Upstream(httpx_mock)
     upstream.tm_attraction()
     upstream.tm_search()
@@ -289,6 +308,17 @@ def test_sync_functions(contract: Contract, db: Connection, httpx_mock: HTTPXMoc
     assert contract.call("get", "/sync_status", headers=INTERNAL).status_code == 200
     found = contract.call("get", "/search_artists", query={"q": "band of horses"})
     assert found.status_code == 200, found.json
+    spend_budget(db, "203.0.113.10", "search")
+    assert contract.call("get", "/search_artists", query={"q": "band of"},
+                         headers={"X-Forwarded-For": "203.0.113.10"}).status_code == 429
+    # Another instance is refreshing these shows right now: 202, the refresh queued.
+    db.execute("delete from public.sync_state where job_kind = 'artist_shows'")
+    db.execute("select public.sync_flight_take(%s, gen_random_uuid(), 60)",
+               [f"artist_shows:{artist_id}"])
+    monkeypatch.setenv("SINGLE_FLIGHT_WAIT_SECONDS", "0.2")
+    get_settings.cache_clear()
+    pending = contract.call("post", "/sync_shows", {"artist_id": artist_id})
+    assert pending.status_code == 202, pending.json
     assert contract.call("get", "/search_artists").status_code == 400
     assert contract.call("post", "/sync_my_artists", {}).status_code == 401
     fan = create_user(db)

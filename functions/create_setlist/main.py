@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared import setlists
 from shared.auth import optional_user
+from shared.budgets import upstream_spending
 from shared.web import endpoint, parse_json, require_internal_caller
 
 
@@ -58,8 +59,11 @@ def create_setlist(request: flask.Request) -> tuple[dict[str, Any], int]:
     if isinstance(payload, dict) and "type" in payload and "record" in payload:
         require_internal_caller(request)
         show_id = parse_json(request, ShowInsertedWebhook).record.id
+        claims = None
     else:
-        optional_user(request)
+        claims = optional_user(request)
         show_id = parse_json(request, CreateSetlistRequest).show_id
-    answer = setlists.create_setlist(show_id)
+    # Only an empty catalogue calls a source (Spotify): the client's import budget.
+    with upstream_spending(request, "import", claims):
+        answer = setlists.create_setlist(show_id)
     return answer, 202 if answer["status"] == "pending" else 200

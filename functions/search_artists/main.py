@@ -1,14 +1,21 @@
-"""search_artists: live artist search through Ticketmaster.
+"""search_artists: live artist search through Ticketmaster, shared and protected.
 
 ``GET ?q=<text>&limit=<1..50, default 20>``. Music attractions with at least
 one upcoming event, in Ticketmaster's relevance order; each item says which of
 our artists it already is (``artist_id``, null when not imported yet).
 
-Answers 200 ``{"query": ..., "items": [{"name", "ticketmaster_id", "spotify_id",
+The same normalised query is answered from a shared cache for a few minutes
+(``cached``, ``fetched_at``); concurrent identical searches make one call.
+When Ticketmaster cannot be asked, our own artists matching the query are the
+answer (``source: "local"``, ``fallback_reason``).
+
+Answers 200 ``{"query", "items": [{"name", "ticketmaster_id", "spotify_id",
 "musicbrainz_id", "image_url", "genres", "upcoming_event_count",
-"ticketmaster_url", "artist_id"}]}``; 400 bad q or limit; 503
-``upstream_rate_limited`` (``details.retry_after_seconds`` and a Retry-After
-header when known) or ``upstream_unavailable``; 502 ``upstream_error``.
+"ticketmaster_url", "artist_id"}], "source", "cached", "fetched_at",
+"fallback_reason"}``; 400 bad q or limit; 429 ``rate_limited`` when this
+client searched too much (Retry-After); 503 ``upstream_rate_limited`` or
+``upstream_unavailable`` / 502 ``upstream_error`` only when nothing local
+matches either.
 """
 
 from __future__ import annotations
@@ -19,10 +26,11 @@ import flask
 import functions_framework
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.budgets import upstream_spending
 from shared.discovery import search_artists as run_search
-from shared.sources.errors import SourceError
-from shared.sync.errors import api_error_for
-from shared.web import endpoint, parse_query
+from shared.sync.api import sync_errors_as_answers
+from shared.sync.errors import FlightPending
+from shared.web import ServiceUnavailable, endpoint, parse_query
 
 
 class SearchQuery(BaseModel):
@@ -37,7 +45,13 @@ class SearchQuery(BaseModel):
 def search_artists(request: flask.Request) -> flask.Response | dict[str, Any]:
     query = parse_query(request, SearchQuery)
     try:
-        found = run_search(query.q, query.limit)
-    except SourceError as error:
-        raise api_error_for(error) from None
-    return {"query": query.q, "items": [artist.as_dict() for artist in found]}
+        with sync_errors_as_answers(), upstream_spending(request, "search"):
+            answer = run_search(query.q, query.limit)
+    except FlightPending:
+        # The same search, started by someone else, outlasted the wait (rare).
+        raise ServiceUnavailable(
+            "this search is in progress; ask again shortly",
+            code="search_in_progress",
+            headers={"Retry-After": "1"},
+        ) from None
+    return answer.as_dict(query.q)

@@ -5,9 +5,15 @@
 render; its shows and song catalogue are queued when stale. A fresh artist
 costs no API call. ``force`` is for internal callers (``X-Internal-Secret``).
 
+Concurrent requests for the same artist share one import; a request whose
+wait for another's import runs out gets 202 ``{"status": "pending", "reason":
+"import_in_progress", "retry_after_seconds", "queued"}``. A request that calls
+a source takes one unit of its client's import budget first.
+
 Answers 200 ``{"artist": {...}, "refreshed": bool, "action": ..., "queued": [...]}``;
-400 bad input; 404 no such artist; 409 a name several artists share (the
-candidates are in ``error.details``); 502/503 when a source is down or limits us.
+202 pending; 400 bad input; 404 no such artist; 409 a name several artists
+share (the candidates are in ``error.details``); 429 ``rate_limited`` over the
+client's budget; 502/503 when a source is down or limits us.
 """
 
 from __future__ import annotations
@@ -19,9 +25,11 @@ import functions_framework
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared import db
-from shared.sync.api import caller_may_force, sync_errors_as_answers
+from shared.budgets import upstream_spending
+from shared.sync.api import caller_may_force, import_pending, sync_errors_as_answers
 from shared.sync.artists import ArtistLookup, artist_summary
 from shared.sync.artists import sync_artist as run_sync
+from shared.sync.errors import FlightPending
 from shared.web import endpoint, parse_json
 
 
@@ -51,7 +59,7 @@ class SyncArtistRequest(BaseModel):
 
 @functions_framework.http
 @endpoint(["POST"])
-def sync_artist(request: flask.Request) -> dict[str, Any]:
+def sync_artist(request: flask.Request) -> flask.Response | dict[str, Any]:
     body = parse_json(request, SyncArtistRequest)
     force = caller_may_force(request, body.force)
     lookup = ArtistLookup(
@@ -60,10 +68,13 @@ def sync_artist(request: flask.Request) -> dict[str, Any]:
         musicbrainz_id=body.musicbrainz_id.lower() if body.musicbrainz_id else None,
         name=body.name,
     )
-    with sync_errors_as_answers():
-        result = run_sync(lookup, force=force)
-        with db.transaction() as conn:
-            artist = artist_summary(conn, result.artist_id)
+    try:
+        with sync_errors_as_answers(), upstream_spending(request, "import"):
+            result = run_sync(lookup, force=force)
+    except FlightPending as pending:
+        return import_pending(pending)
+    with db.transaction() as conn:
+        artist = artist_summary(conn, result.artist_id)
     return {
         "artist": artist,
         "refreshed": result.refreshed,

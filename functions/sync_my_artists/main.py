@@ -26,6 +26,7 @@ import functions_framework
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from shared.auth import authenticate
+from shared.budgets import upstream_spending
 from shared.discovery import sync_my_artists as run_sync
 from shared.sources.errors import SourceError
 from shared.sync.errors import api_error_for
@@ -56,7 +57,8 @@ def sync_my_artists(request: flask.Request) -> flask.Response | dict[str, Any]:
     claims = authenticate(request)
     body = parse_json(request, SyncMyArtistsRequest)
     try:
-        result = run_sync(claims, _spotify_token(request), force=body.force)
+        with upstream_spending(request, "import", claims):
+            result = run_sync(claims, _spotify_token(request), force=body.force)
     except SourceError as error:
         raise api_error_for(error) from None
     return result.as_dict()

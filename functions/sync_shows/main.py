@@ -2,7 +2,9 @@
 
 ``POST {"artist_id": "<uuid>", "force": false}`` (``force`` for internal
 callers). Answers 200 ``{"artist_id", "refreshed", "created", "updated",
-"unchanged", "removed", "shows": [ids], "skipped"}``; 404 unknown artist;
+"unchanged", "removed", "shows": [ids], "skipped"}``; 202 pending (with the
+refresh queued) when another caller's refresh of this artist outlasted the
+wait; 404 unknown artist; 429 ``rate_limited`` over the client's budget;
 502/503 when Ticketmaster is down or limits us.
 """
 
@@ -15,7 +17,9 @@ import flask
 import functions_framework
 from pydantic import BaseModel, ConfigDict
 
-from shared.sync.api import caller_may_force, sync_errors_as_answers
+from shared.budgets import upstream_spending
+from shared.sync.api import caller_may_force, import_pending, sync_errors_as_answers
+from shared.sync.errors import FlightPending
 from shared.sync.shows import refresh_artist_shows
 from shared.web import endpoint, parse_json
 
@@ -29,11 +33,14 @@ class SyncShowsRequest(BaseModel):
 
 @functions_framework.http
 @endpoint(["POST"])
-def sync_shows(request: flask.Request) -> dict[str, Any]:
+def sync_shows(request: flask.Request) -> flask.Response | dict[str, Any]:
     body = parse_json(request, SyncShowsRequest)
     force = caller_may_force(request, body.force)
-    with sync_errors_as_answers():
-        result = refresh_artist_shows(body.artist_id, force=force)
+    try:
+        with sync_errors_as_answers(), upstream_spending(request, "import"):
+            result = refresh_artist_shows(body.artist_id, force=force)
+    except FlightPending as pending:
+        return import_pending(pending)
     answer = result.as_dict()
     answer["removed_shows"] = [str(i) for i in result.removed]
     return answer

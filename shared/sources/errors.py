@@ -27,6 +27,7 @@ class SourceError(Exception):
         self.provider = provider
         self.endpoint = endpoint
         self.status_code = status_code
+        self.detail = message
         status = f" {status_code}" if status_code is not None else ""
         super().__init__(f"{provider} {endpoint}{status}: {message}")
 

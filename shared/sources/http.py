@@ -34,6 +34,7 @@ from tenacity import (
 
 from shared.config import Settings
 from shared.logging import get_logger
+from shared.quota import DailyQuota, before_upstream_call, current_share
 from shared.sources.calllog import ApiCall, CallObserver, Outcome
 from shared.sources.errors import (
     BadCredentials,
@@ -164,8 +165,10 @@ class SourceHttp:
         sleep: Sleep = time.sleep,
         clock: Clock = time.time,
         classify: ErrorClassifier | None = None,
+        daily_quota: DailyQuota | None = None,
     ) -> None:
         self.provider: Provider = provider
+        self.daily_quota = daily_quota
         self.base_url = base_url.rstrip("/")
         self.client = client
         self.requests_per_second = requests_per_second
@@ -220,6 +223,8 @@ class SourceHttp:
         reports. Raises a ``SourceError`` subclass; retryable failures only
         once the retry policy is exhausted.
         """
+        # The caller's budget (a request's client) is checked before anything is spent.
+        before_upstream_call()
         call_secrets = tuple(secret for secret in secrets if secret)
         url = (base_url or self.base_url).rstrip("/") + endpoint.format_map(
             {key: quote(value, safe="") for key, value in (path or {}).items()}
@@ -318,10 +323,31 @@ class SourceHttp:
         slot is reserved then.
         """
         max_wait = self.retry.max_slot_wait_seconds
+        share = current_share()
         for _ in range(MAX_SLOT_RESERVATIONS):
             reservation = self.limiter.reserve(
-                self.provider, self.requests_per_second * RATE_HEADROOM, max_wait
+                self.provider,
+                self.requests_per_second * RATE_HEADROOM,
+                max_wait,
+                share=share,
+                quota=self.daily_quota,
             )
+            if reservation.quota_reset_at is not None:
+                _log.warning(
+                    "source_quota_share_spent",
+                    provider=self.provider,
+                    endpoint=endpoint,
+                    share=share,
+                    resets_at=reservation.quota_reset_at.isoformat(),
+                )
+                raise QuotaExhausted(
+                    self.provider,
+                    endpoint,
+                    f"the {share} share of today's quota is used up; it resets at "
+                    + reservation.quota_reset_at.isoformat(),
+                    reset_at=reservation.quota_reset_at,
+                    status_code=None,
+                )
             if reservation.paused_until is not None:
                 raise QuotaExhausted(
                     self.provider,
@@ -503,6 +529,7 @@ class SourceClient:
         clock: Clock,
         retry: RetryPolicy | None,
         classify: ErrorClassifier | None = None,
+        daily_quota: DailyQuota | None = None,
     ) -> None:
         self.http = SourceHttp(
             provider=self.provider,
@@ -516,6 +543,7 @@ class SourceClient:
             sleep=sleep,
             clock=clock,
             classify=classify,
+            daily_quota=daily_quota,
         )
 
     @classmethod

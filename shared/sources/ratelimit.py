@@ -13,6 +13,10 @@ same row remembers a daily-quota pause (``public.pause_rate_limited_source``),
 so once Ticketmaster says the quota is gone, no process calls it again before
 the reset.
 
+Each reservation also counts the call in the provider's daily quota, in the
+share of whoever makes it (``shared.quota``): a share that is used up
+reserves nothing and says when it resets.
+
 A reservation may be bounded (``max_wait_seconds``): when the next free slot
 is further away than that, nothing is reserved and the caller learns the
 wait instead, so a burst of requests cannot book slots minutes ahead that
@@ -25,10 +29,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 from shared import db
+from shared.quota import DailyQuota, QuotaShare
 from shared.sources.errors import Provider
 
 
@@ -41,20 +46,29 @@ class Reservation:
     ``reserved`` is false without a pause, the next free slot was more than
     the maximum wait away: nothing was reserved, and ``wait_seconds`` says how
     far away it was. ``slot_at`` is the reserved slot's time (limiters that
-    know it).
+    know it). When ``quota_reset_at`` is set the caller's share of the daily
+    quota is used up until then: nothing was reserved.
     """
 
     wait_seconds: float
     paused_until: datetime | None = None
     reserved: bool = True
     slot_at: datetime | None = None
+    quota_reset_at: datetime | None = None
 
 
 class RateLimiter(Protocol):
     def reserve(
-        self, provider: Provider, requests_per_second: float, max_wait_seconds: float | None = None
+        self,
+        provider: Provider,
+        requests_per_second: float,
+        max_wait_seconds: float | None = None,
+        *,
+        share: QuotaShare = "sync",
+        quota: DailyQuota | None = None,
     ) -> Reservation:
-        """Reserve the provider's next request slot, unless it is over ``max_wait_seconds`` away."""
+        """Reserve the provider's next request slot, unless it is over ``max_wait_seconds`` away
+        or ``share`` of the daily ``quota`` is used up."""
         ...
 
     def pause_until(self, provider: Provider, until: datetime) -> None:
@@ -66,13 +80,26 @@ class DatabaseRateLimiter:
     """Limiter shared by every process connected to the same database (the default)."""
 
     def reserve(
-        self, provider: Provider, requests_per_second: float, max_wait_seconds: float | None = None
+        self,
+        provider: Provider,
+        requests_per_second: float,
+        max_wait_seconds: float | None = None,
+        *,
+        share: QuotaShare = "sync",
+        quota: DailyQuota | None = None,
     ) -> Reservation:
         with db.transaction() as conn:
             row = conn.execute(
-                "select wait_seconds, paused_until, reserved, slot_at"
-                " from public.reserve_rate_slot(%s, %s, %s)",
-                [provider, requests_per_second, max_wait_seconds],
+                "select wait_seconds, paused_until, reserved, slot_at, quota_reset_at"
+                " from public.reserve_rate_slot(%s, %s, %s, %s, %s, %s)",
+                [
+                    provider,
+                    requests_per_second,
+                    max_wait_seconds,
+                    share,
+                    quota.daily_limit if quota else None,
+                    quota.sync_reserved if quota else 0,
+                ],
             ).fetchone()
         if row is None:  # the function always returns one row
             raise RuntimeError("reserve_rate_slot returned no row")
@@ -81,6 +108,7 @@ class DatabaseRateLimiter:
             paused_until=row["paused_until"],
             reserved=bool(row["reserved"]),
             slot_at=row["slot_at"],
+            quota_reset_at=row["quota_reset_at"],
         )
 
     def pause_until(self, provider: Provider, until: datetime) -> None:
@@ -96,9 +124,17 @@ class InMemoryRateLimiter:
         self._lock = threading.Lock()
         self._next_slot: dict[Provider, float] = {}
         self._paused_until: dict[Provider, datetime] = {}
+        # (provider, UTC day) → calls per share.
+        self._calls: dict[tuple[Provider, date], dict[QuotaShare, int]] = {}
 
     def reserve(
-        self, provider: Provider, requests_per_second: float, max_wait_seconds: float | None = None
+        self,
+        provider: Provider,
+        requests_per_second: float,
+        max_wait_seconds: float | None = None,
+        *,
+        share: QuotaShare = "sync",
+        quota: DailyQuota | None = None,
     ) -> Reservation:
         if requests_per_second <= 0:
             raise ValueError("requests_per_second must be positive")
@@ -109,10 +145,20 @@ class InMemoryRateLimiter:
             paused_until = self._paused_until.get(provider)
             if paused_until is not None and paused_until.timestamp() > now:
                 return Reservation(wait_seconds=0.0, paused_until=paused_until, reserved=False)
+            today = datetime.fromtimestamp(now, UTC).date()
+            calls = self._calls.setdefault((provider, today), {"request": 0, "sync": 0})
+            if quota is not None and (
+                calls["request"] + calls["sync"] >= quota.daily_limit
+                or (share == "request"
+                    and calls["request"] >= quota.daily_limit - quota.sync_reserved)
+            ):
+                reset = datetime.combine(today + timedelta(days=1), datetime.min.time(), UTC)
+                return Reservation(wait_seconds=0.0, reserved=False, quota_reset_at=reset)
             slot = max(self._next_slot.get(provider, now), now)
             if max_wait_seconds is not None and slot - now > max_wait_seconds:
                 return Reservation(wait_seconds=slot - now, reserved=False)
             self._next_slot[provider] = slot + 1.0 / requests_per_second
+            calls[share] += 1
             return Reservation(wait_seconds=slot - now, slot_at=datetime.fromtimestamp(slot, UTC))
 
     def pause_until(self, provider: Provider, until: datetime) -> None:

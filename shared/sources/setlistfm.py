@@ -15,6 +15,7 @@ from typing import Literal, TypeVar
 from pydantic import SecretStr
 
 from shared.config import Settings, get_settings
+from shared.quota import DailyQuota
 from shared.sources.calllog import ApiCallLog, CallObserver
 from shared.sources.errors import ConfigurationError, NotFound
 from shared.sources.http import (
@@ -54,6 +55,7 @@ class SetlistFmClient(SourceClient):
         sleep: Sleep = time.sleep,
         clock: Clock = time.time,
         retry: RetryPolicy | None = None,
+        daily_quota: DailyQuota | None = None,
     ) -> None:
         key = api_key.get_secret_value()
         if not key:
@@ -69,6 +71,7 @@ class SetlistFmClient(SourceClient):
             sleep=sleep,
             clock=clock,
             retry=retry,
+            daily_quota=daily_quota,
         )
 
     @classmethod
@@ -93,6 +96,7 @@ class SetlistFmClient(SourceClient):
             observer=observer or ApiCallLog(),
             sleep=sleep,
             retry=cls.settings_retry(settings, max_slot_wait_seconds),
+            daily_quota=settings.daily_quota("setlistfm"),
         )
 
     # -- endpoints ---------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import httpx
 from pydantic import SecretStr
 
 from shared.config import Settings, get_settings
+from shared.quota import DailyQuota
 from shared.sources.calllog import ApiCallLog, CallObserver
 from shared.sources.errors import (
     BadCredentials,
@@ -101,6 +102,7 @@ class SpotifyClient(SourceClient):
         sleep: Sleep = time.sleep,
         clock: Clock = time.time,
         retry: RetryPolicy | None = None,
+        daily_quota: DailyQuota | None = None,
     ) -> None:
         secret = client_secret.get_secret_value()
         if not client_id or not secret:
@@ -122,6 +124,7 @@ class SpotifyClient(SourceClient):
             sleep=sleep,
             clock=clock,
             retry=retry,
+            daily_quota=daily_quota,
             classify=self._classify,
         )
 
@@ -151,6 +154,7 @@ class SpotifyClient(SourceClient):
             observer=observer or ApiCallLog(),
             sleep=sleep,
             retry=cls.settings_retry(settings, max_slot_wait_seconds),
+            daily_quota=settings.daily_quota("spotify"),
         )
 
     # -- catalogue (app token) ---------------------------------------------------------------

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from shared.config import Settings, get_settings
 from shared.logging import get_logger
+from shared.quota import DailyQuota
 from shared.sources.calllog import ApiCallLog, CallObserver
 from shared.sources.errors import ConfigurationError, RateLimited, SourceError
 from shared.sources.http import (
@@ -71,6 +72,7 @@ class TicketmasterClient(SourceClient):
         sleep: Sleep = time.sleep,
         clock: Clock = time.time,
         retry: RetryPolicy | None = None,
+        daily_quota: DailyQuota | None = None,
     ) -> None:
         key = api_key.get_secret_value()
         if not key:
@@ -87,6 +89,7 @@ class TicketmasterClient(SourceClient):
             sleep=sleep,
             clock=clock,
             retry=retry,
+            daily_quota=daily_quota,
             classify=self._classify,
         )
 
@@ -112,6 +115,7 @@ class TicketmasterClient(SourceClient):
             observer=observer or ApiCallLog(),
             sleep=sleep,
             retry=cls.settings_retry(settings, max_slot_wait_seconds),
+            daily_quota=settings.daily_quota("ticketmaster"),
         )
 
     # -- endpoints ---------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -9,8 +10,14 @@ import flask
 
 from shared.sources.errors import SourceError
 from shared.sync.artists import AmbiguousArtist, ArtistUnknownUpstream
-from shared.sync.errors import ArtistNotFound, api_error_for
-from shared.web import Conflict, Forbidden, NotFound, require_internal_caller
+from shared.sync.errors import ArtistNotFound, FlightPending, api_error_for
+from shared.web import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    json_response,
+    require_internal_caller,
+)
 
 
 def caller_may_force(request: flask.Request, force: bool) -> bool:
@@ -24,6 +31,26 @@ def caller_may_force(request: flask.Request, force: bool) -> bool:
     if force and not internal:
         raise Forbidden("only internal callers may force a refresh", code="force_not_allowed")
     return force
+
+
+def import_pending(error: FlightPending) -> flask.Response:
+    """202: another caller is doing this very import and it outlasted our wait.
+
+    Never an error: the import lands, and where there is an entity to queue a
+    job for, the job is queued too (``queued``).
+    """
+    seconds = max(1, math.ceil(error.retry_after))
+    response = json_response(
+        {
+            "status": "pending",
+            "reason": "import_in_progress",
+            "retry_after_seconds": seconds,
+            "queued": [q.as_dict() for q in error.queued],
+        },
+        202,
+    )
+    response.headers["Retry-After"] = str(seconds)
+    return response
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Final
 
 from shared import db
@@ -31,28 +31,49 @@ from shared.sources.records import (
 )
 from shared.sources.ticketmaster_models import Attraction
 from shared.sync import sources
-from shared.sync.errors import ArtistNotFound, SyncError
+from shared.sync.errors import ArtistNotFound, FlightPending, SyncError
 from shared.sync.freshness import is_fresh, record_failure, record_success
 from shared.sync.ingest import ingest_artists
 from shared.sync.jobs import job_transaction
 from shared.sync.queue import Enqueued, enqueue
 from shared.sync.registry import Job, JobOutcome, job_handler
+from shared.sync.singleflight import Flight, shares_its_outcome, single_flight
 
 log = get_logger(__name__)
 
 KIND: Final = "artist_details"
 
 
+def _rebuild_ambiguous(outcome: dict[str, Any]) -> AmbiguousArtist:
+    return AmbiguousArtist(
+        str(outcome["name"]),
+        [ArtistRecord(**{**c, "genres": tuple(c["genres"])}) for c in outcome["candidates"]],
+    )
+
+
+@shares_its_outcome("ambiguous_artist", _rebuild_ambiguous)
 class AmbiguousArtist(SyncError):
     """A name matches several different artists; the caller must pick one."""
 
     def __init__(self, name: str, candidates: Sequence[ArtistRecord]) -> None:
         super().__init__(f"{len(candidates)} different artists are called {name!r}")
+        self.name = name
         self.candidates = list(candidates)
 
+    def flight_outcome(self) -> dict[str, Any]:
+        return {
+            "error": "ambiguous_artist",
+            "name": self.name,
+            "candidates": [asdict(c) for c in self.candidates],
+        }
 
+
+@shares_its_outcome("artist_unknown", lambda outcome: ArtistUnknownUpstream(outcome["message"]))
 class ArtistUnknownUpstream(SyncError):
     """No source knows an artist matching the request."""
+
+    def flight_outcome(self) -> dict[str, Any]:
+        return {"error": "artist_unknown", "message": str(self)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,19 +301,55 @@ def _follow_ups(conn: Connection, artist_id: uuid.UUID, force: bool) -> list[Enq
     return queued
 
 
+def _flight_key(lookup: ArtistLookup, existing: uuid.UUID | None) -> str:
+    """One flight per artist we have, else per identifier asked for."""
+    if existing is not None:
+        return f"artist:{existing}"
+    for source, value in (
+        ("ticketmaster", lookup.ticketmaster_id),
+        ("spotify", lookup.spotify_id),
+        ("musicbrainz", lookup.musicbrainz_id),
+    ):
+        if value:
+            return f"artist:{source}:{value}"
+    return f"artist:name:{name_key(lookup.name or '')}"
+
+
 def sync_artist(lookup: ArtistLookup, *, force: bool = False) -> ArtistSync:
-    """Import or refresh an artist now and queue its shows and catalogue."""
+    """Import or refresh an artist now and queue its shows and catalogue.
+
+    Concurrent callers asking for the same artist share one import (single
+    flight); a caller whose wait for it runs out gets ``FlightPending``.
+    """
     if not (lookup.ticketmaster_id or lookup.spotify_id or lookup.musicbrainz_id or lookup.name):
         raise ValueError("an artist id or name is required")
     with db.transaction() as conn:
         existing = find_known_artist(conn, lookup)
-        fresh = existing is not None and is_fresh(conn, KIND, existing)
+
+    def done(after_flight: bool) -> ArtistSync | None:
+        with db.transaction() as conn:
+            found = find_known_artist(conn, lookup)
+            if found is None or not is_fresh(conn, KIND, found) or (force and not after_flight):
+                return None
+            return ArtistSync(found, False, "fresh", _follow_ups(conn, found, False))
+
+    try:
+        return single_flight(
+            _flight_key(lookup, existing), lambda flight: _import(lookup, force, flight), done
+        )
+    except FlightPending as pending:
+        if existing is not None:
+            with db.transaction() as conn:
+                pending.queued.append(enqueue(conn, KIND, existing))
+        raise
+
+
+def _import(lookup: ArtistLookup, force: bool, flight: Flight) -> ArtistSync:
+    with db.transaction() as conn:
+        existing = find_known_artist(conn, lookup)
         known = known_ids(conn, existing) if existing is not None else {}
-        if existing is not None and fresh and not force:
-            return ArtistSync(existing, False, "fresh", _follow_ups(conn, existing, False))
     if existing is not None:
-        row_name = _artist_name(existing)
-        lookup = replace(lookup, name=lookup.name or row_name)
+        lookup = replace(lookup, name=lookup.name or _artist_name(existing))
     try:
         record = fetch_artist(lookup, known=known)
     except source_errors.SourceError as error:
@@ -304,6 +361,7 @@ def sync_artist(lookup: ArtistLookup, *, force: bool = False) -> ArtistSync:
         [resolved] = ingest_artists(conn, [record])
         record_success(conn, KIND, resolved.id)
         queued = _follow_ups(conn, resolved.id, force)
+        flight.finish(conn)
     log.info("artist_synced", artist_id=str(resolved.id), action=resolved.action)
     return ArtistSync(resolved.id, True, resolved.action, queued)
 
@@ -318,21 +376,32 @@ def refresh_artist(
     artist_id: uuid.UUID, *, force: bool = False, job: Job | None = None
 ) -> ArtistSync:
     """The ``artist_details`` job: refresh a known artist from its sources when stale."""
-    with db.transaction() as conn:
-        row = conn.execute("select name from public.artists where id = %s", [artist_id]).fetchone()
-        if row is None:
-            raise ArtistNotFound(artist_id)
-        if not force and is_fresh(conn, KIND, artist_id):
-            return ArtistSync(artist_id, False, "fresh")
-        known = known_ids(conn, artist_id)
-    record = fetch_artist(ArtistLookup(name=row["name"]), known=known)
-    with job_transaction(job) as conn:
-        [resolved] = ingest_artists(conn, [record])
-        if resolved.id != artist_id:
-            log.warning("artist_resolved_elsewhere", resolved_id=str(resolved.id))
-        record_success(conn, KIND, artist_id)
-        queued = _follow_ups(conn, artist_id, False)
-    return ArtistSync(artist_id, True, resolved.action, queued)
+
+    def done(after_flight: bool) -> ArtistSync | None:
+        with db.transaction() as conn:
+            exists = conn.execute(
+                "select 1 from public.artists where id = %s", [artist_id]
+            ).fetchone()
+            if exists is None:
+                raise ArtistNotFound(artist_id)
+            if (force and not after_flight) or not is_fresh(conn, KIND, artist_id):
+                return None
+        return ArtistSync(artist_id, False, "fresh")
+
+    def lead(flight: Flight) -> ArtistSync:
+        with db.transaction() as conn:
+            known = known_ids(conn, artist_id)
+        record = fetch_artist(ArtistLookup(name=_artist_name(artist_id)), known=known)
+        with job_transaction(job) as conn:
+            [resolved] = ingest_artists(conn, [record])
+            if resolved.id != artist_id:
+                log.warning("artist_resolved_elsewhere", resolved_id=str(resolved.id))
+            record_success(conn, KIND, artist_id)
+            queued = _follow_ups(conn, artist_id, False)
+            flight.finish(conn)
+        return ArtistSync(artist_id, True, resolved.action, queued)
+
+    return single_flight(f"artist:{artist_id}", lead, done)
 
 
 @job_handler(KIND)

@@ -22,6 +22,7 @@ from shared.sync.freshness import is_fresh, record_failure, record_success
 from shared.sync.ingest import IngestCounts, ingest_songs
 from shared.sync.jobs import job_transaction
 from shared.sync.registry import Job, JobOutcome, job_handler
+from shared.sync.singleflight import Flight, single_flight
 
 __all__ = ["ArtistNotFound", "CatalogueResult", "NoSpotifyId", "import_artist_catalogue"]
 
@@ -103,10 +104,17 @@ def import_artist_catalogue(
     """Import (or, with ``force``, refresh) the artist's songs from Spotify.
 
     Raises ``ArtistNotFound``, ``NoSpotifyId``, or a ``SourceError`` subclass
-    when Spotify fails. A fresh catalogue is not fetched again unless forced.
+    when Spotify fails. A fresh catalogue is not fetched again unless forced;
+    concurrent imports of one artist share one fetch (single flight), and
+    ``FlightPending`` says another caller's import outlasted the wait.
     """
-    spotify_id, fresh = _artist_spotify_id(artist_id)
-    if fresh and not force:
+    spotify_ids: list[str] = []
+
+    def done(after_flight: bool) -> CatalogueResult | None:
+        spotify_id, fresh = _artist_spotify_id(artist_id)
+        spotify_ids[:] = [spotify_id]
+        if not fresh or (force and not after_flight):
+            return None
         with db.transaction() as conn:
             rows = conn.execute(
                 "select id from public.songs where artist_id = %s order by title_key", [artist_id]
@@ -115,20 +123,24 @@ def import_artist_catalogue(
         song_ids = [r["id"] for r in rows]
         return CatalogueResult(artist_id, spotify_id, False, IngestCounts(), song_ids)
 
-    try:
-        catalogue = fetch_catalogue(spotify_id)
-    except SourceError as error:
-        if job is None:  # the worker records failures of queued jobs itself
-            with db.transaction() as conn:
-                record_failure(conn, KIND, artist_id, str(error))
-        raise
+    def lead(flight: Flight) -> CatalogueResult:
+        [spotify_id] = spotify_ids
+        try:
+            catalogue = fetch_catalogue(spotify_id)
+        except SourceError as error:
+            if job is None:  # the worker records failures of queued jobs itself
+                with db.transaction() as conn:
+                    record_failure(conn, KIND, artist_id, str(error))
+            raise
+        with job_transaction(job) as conn:
+            resolved = ingest_songs(conn, artist_id, catalogue)
+            record_success(conn, KIND, artist_id)
+            flight.finish(conn)
+        counts = IngestCounts.of(resolved)
+        log.info("catalogue_imported", artist_id=str(artist_id), **counts.as_dict())
+        return CatalogueResult(artist_id, spotify_id, True, counts, [r.id for r in resolved])
 
-    with job_transaction(job) as conn:
-        resolved = ingest_songs(conn, artist_id, catalogue)
-        record_success(conn, KIND, artist_id)
-    counts = IngestCounts.of(resolved)
-    log.info("catalogue_imported", artist_id=str(artist_id), **counts.as_dict())
-    return CatalogueResult(artist_id, spotify_id, True, counts, [r.id for r in resolved])
+    return single_flight(f"{KIND}:{artist_id}", lead, done)
 
 
 @job_handler(KIND)

@@ -12,6 +12,7 @@ import math
 from datetime import UTC, datetime
 
 from shared.sources import errors as source_errors
+from shared.sync.queue import Enqueued
 from shared.web import ApiError, NotFound
 
 
@@ -28,6 +29,17 @@ class ArtistNotFound(PermanentJobError, LookupError):
 
     def __init__(self, artist_id: object) -> None:
         super().__init__(f"no artist {artist_id}")
+
+
+class FlightPending(SyncError):
+    """Another caller is doing the same upstream work and did not finish within the wait."""
+
+    def __init__(self, key: str, retry_after: float) -> None:
+        super().__init__(f"another caller is doing {key.split(':', 1)[0]} work right now")
+        self.key = key
+        self.retry_after = retry_after
+        # The jobs queued so that the work lands even if that caller fails.
+        self.queued: list[Enqueued] = []
 
 
 class NoSpotifyId(PermanentJobError):
@@ -56,6 +68,23 @@ def retry_after_seconds(error: BaseException, now: datetime | None = None) -> fl
     if isinstance(error, source_errors.QuotaExhausted):
         moment = now or datetime.now(UTC)
         return max(0.0, (error.reset_at - moment).total_seconds())
+    return None
+
+
+def held_back_for(error: BaseException, now: datetime | None = None) -> float | None:
+    """Seconds a job must wait when a limit, not a failure, stopped it; None otherwise.
+
+    Our own limiter refusing a slot (``RateLimited`` without a status: nothing
+    was sent), a spent daily quota, or another caller doing the same import:
+    none of these says anything about the job, so it waits without using up
+    an attempt.
+    """
+    if isinstance(error, source_errors.RateLimited) and error.status_code is None:
+        return error.retry_after or 1.0
+    if isinstance(error, source_errors.QuotaExhausted):
+        return retry_after_seconds(error, now)
+    if isinstance(error, FlightPending):
+        return error.retry_after
     return None
 
 

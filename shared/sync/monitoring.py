@@ -12,12 +12,16 @@ from shared.db import Connection
 
 
 def fetch_status(conn: Connection | None = None) -> dict[str, Any]:
-    """Per job kind and per provider, as the ``sync_status`` function answers it."""
+    """Per job kind and per provider, as the ``sync_status`` function answers it;
+    ``quotas``: each provider's daily quota shares, their use today and reset time."""
     if conn is None:
         with db.transaction() as own:
             return fetch_status(own)
-    row = conn.execute("select public.sync_monitoring() as status").fetchone()
+    row = conn.execute(
+        "select public.sync_monitoring() as status, public.source_quota_status() as quotas"
+    ).fetchone()
     status: dict[str, Any] = row["status"] if row else {}
+    status["quotas"] = row["quotas"] if row else []
     return status
 
 
@@ -68,5 +72,22 @@ def render(status: dict[str, Any], console: Console | None = None) -> None:
             _cell(provider["avg_latency_ms"]),
             _cell(provider["p95_latency_ms"]),
         )
+    quotas = Table(title="daily quotas — today (UTC)")
+    for column in ("provider", "limit", "requests", "request share", "sync", "sync reserve",
+                   "remaining", "resets at", "paused until"):
+        quotas.add_column(column, justify="left" if column == "provider" else "right")
+    for quota in status.get("quotas", []):
+        quotas.add_row(
+            quota["provider"],
+            _cell(quota["daily_limit"]),
+            _cell(quota["request_calls"]),
+            _cell(quota["request_limit"]),
+            _cell(quota["sync_calls"]),
+            _cell(quota["sync_reserved"]),
+            _cell(quota["remaining"]),
+            _cell(quota["resets_at"]),
+            _cell(quota["paused_until"]),
+        )
     console.print(jobs)
     console.print(providers)
+    console.print(quotas)

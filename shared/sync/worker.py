@@ -14,10 +14,17 @@ For each message read (hidden for ``vt_seconds``):
 * failure: the message is hidden again for an exponentially growing, jittered
   delay (or as long as the source asked); after ``max_attempts`` attempts, or
   at once for errors no retry can fix, it is archived with a dead letter
-  carrying the last error.
+  carrying the last error;
+* held back (a rate-limit slot refused, a spent quota, another caller doing
+  the same import): the message is hidden until the limit lifts, and the run
+  does not count as one of its attempts.
+
+Jobs spend the ``sync`` share of the sources' daily quotas, which request
+traffic cannot use up.
 
 A worker killed mid-job loses nothing: its job's transaction never
-committed, and the message reappears when its visibility timeout ends.
+committed, and the message reappears when its visibility timeout ends: 30
+seconds (the heartbeat renews it every 10 while the job runs).
 
 ``python -m shared.sync.worker`` runs the loop (the local stack starts it);
 ``Worker.drain`` is what the ``run_jobs`` cron webhook calls.
@@ -45,7 +52,8 @@ import structlog
 
 from shared import db
 from shared.logging import STARTED_AT, get_logger
-from shared.sync.errors import is_permanent, retry_after_seconds
+from shared.quota import spending
+from shared.sync.errors import held_back_for, is_permanent, retry_after_seconds
 from shared.sync.jobs import complete, running
 from shared.sync.registry import Job, handler_for
 
@@ -78,7 +86,8 @@ def load_handlers(modules: Iterable[str] = HANDLER_MODULES) -> list[str]:
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    vt_seconds: int = 300
+    # Short, so a killed worker's job comes back soon; the heartbeat renews it.
+    vt_seconds: int = 30
     # Jobs per run_batch (each read when it starts, never ahead).
     batch_size: int = 5
     max_attempts: int = 5
@@ -93,7 +102,7 @@ class WorkerConfig:
 class JobResult:
     msg_id: int
     kind: str
-    outcome: str  # done | retry | dead | gone
+    outcome: str  # done | retry | dead | held | gone
     attempt: int
     duration_ms: int
     retry_in_seconds: int | None = None
@@ -116,6 +125,7 @@ class DrainSummary:
             "done": outcomes["done"],
             "retried": outcomes["retry"],
             "dead": outcomes["dead"],
+            "held": outcomes["held"],
             "elapsed_seconds": round(self.elapsed_seconds, 3),
             "stopped_by_budget": self.stopped_by_budget,
             "by_kind": {kind: dict(counts) for kind, counts in sorted(by_kind.items())},
@@ -194,7 +204,7 @@ class Worker:
     def read(self, qty: int = 1) -> list[dict[str, Any]]:
         with db.transaction() as conn:
             return conn.execute(
-                "select msg_id, read_ct, enqueued_at, message, options"
+                "select msg_id, attempt, enqueued_at, message, options"
                 " from public.sync_read_jobs(%s, %s)",
                 [self.config.vt_seconds, qty],
             ).fetchall()
@@ -263,7 +273,7 @@ class Worker:
 
     def process(self, row: Mapping[str, Any]) -> JobResult:
         msg_id = int(row["msg_id"])
-        attempt = int(row["read_ct"])
+        attempt = int(row["attempt"])
         message = row["message"] if isinstance(row["message"], dict) else {}
         kind = str(message.get("kind") or "?")
         with structlog.contextvars.bound_contextvars(
@@ -287,7 +297,7 @@ class Worker:
 
     def _run(self, job: Job) -> JobResult:
         log.info("job_started", force=job.force)
-        with running(job) as run:
+        with running(job) as run, spending("sync"):
             try:
                 if self.config.heartbeat:
                     with _Heartbeat(
@@ -300,6 +310,9 @@ class Worker:
                     with db.transaction() as conn:
                         run.completion = complete(conn, run)
             except Exception as error:
+                hold = held_back_for(error)
+                if hold is not None:
+                    return self._hold(job, error, hold, run.elapsed_ms())
                 return self._fail(job.msg_id, job.kind, job.attempt, error, run.elapsed_ms())
             duration_ms = run.elapsed_ms()
         status = "done" if run.completion in ("done", "redelivered") else str(run.completion)
@@ -312,6 +325,20 @@ class Worker:
             result=dict(outcome) if outcome else None,
         )
         return JobResult(job.msg_id, job.kind, status, job.attempt, duration_ms)
+
+    def _hold(self, job: Job, error: BaseException, wait: float, duration_ms: int) -> JobResult:
+        # A little jitter, so jobs held by one limit do not all come back at once.
+        delay = max(1, round(wait + self._rng() * min(wait, 30.0) / 10))
+        reason = f"{type(error).__name__}: {error}"[:_MAX_ERROR_CHARS]
+        with db.transaction() as conn:
+            row = conn.execute(
+                "select public.sync_hold_job(%s, %s, %s) as status", [job.msg_id, delay, reason]
+            ).fetchone()
+        status = str(row["status"]) if row else "gone"
+        log.info("job_held_back", outcome=status, retry_in_seconds=delay, reason=reason,
+                 duration_ms=duration_ms)
+        return JobResult(job.msg_id, job.kind, status, job.attempt, duration_ms,
+                         delay if status == "held" else None, reason)
 
     def _fail(
         self, msg_id: int, kind: str, attempt: int, error: BaseException, duration_ms: int

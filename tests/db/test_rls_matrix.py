@@ -58,6 +58,11 @@ TABLES: dict[str, Rule] = {
     "played_setlist_lookups": Rule(Access.BACKEND_ONLY, probe_column="updated_at"),
     "artist_live_history": Rule(Access.BACKEND_ONLY, probe_column="updated_at"),
     "artist_live_songs": Rule(Access.BACKEND_ONLY, probe_column="plays"),
+    "source_daily_quotas": Rule(Access.BACKEND_ONLY, probe_column="request_calls"),
+    "search_cache": Rule(Access.BACKEND_ONLY, probe_column="fetched_at"),
+    "client_budgets": Rule(Access.BACKEND_ONLY, probe_column="tat"),
+    "sync_flights": Rule(Access.BACKEND_ONLY, probe_column="expires_at"),
+    "sync_job_holds": Rule(Access.BACKEND_ONLY, probe_column="holds"),
 }
 
 
@@ -110,6 +115,10 @@ def populate(db: Connection) -> World:
                " values (%s, 1)", [rows.artist_id])
     db.execute("insert into public.artist_live_songs (artist_id, song_id, plays, last_played_on)"
                " values (%s, %s, 1, current_date)", [rows.artist_id, rows.song_ids[0]])
+    db.execute("select public.search_cache_store('radiohead', 20, '[]'::jsonb)")
+    db.execute("select public.take_client_budget('a1b2c3', 'search', 20, 10)")
+    db.execute("select public.sync_flight_take('artist_shows:x', gen_random_uuid(), 30)")
+    db.execute("insert into public.sync_job_holds (msg_id, holds) values (1, 1)")
     return World(user_a, user_b)
 
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from werkzeug.test import Client
 
-from devstack.server import FUNCTIONS_DIR, build_app
 from shared.config import get_settings
 from shared.sync import sources
+from tests.support.functions import functions_app
 
 TM_KEY = "tmKey8a7B6c5D4e3F2g1H0iJkLmNoPqRs"
 JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
@@ -50,10 +50,7 @@ def discovery_env(
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    directory = tmp_path_factory.mktemp("functions")
-    for name in FUNCTIONS:
-        (directory / name).symlink_to(FUNCTIONS_DIR / name, target_is_directory=True)
-    return build_app(directory)
+    return functions_app(tmp_path_factory.mktemp("functions"), FUNCTIONS)
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ def test_search_answers_music_artists_with_upcoming_shows_and_our_ids(
     response = client.get("/search_artists?q=band%20of%20horses&limit=5")
 
     assert response.status_code == 200
+    assert response.json is not None
     assert response.json == {
         "query": "band of horses",
         "items": [{
@@ -50,6 +51,10 @@ def test_search_answers_music_artists_with_upcoming_shows_and_our_ids(
             "ticketmaster_url": "https://www.ticketmaster.com/band-of-horses-tickets/artist/1013827",
             "artist_id": str(ours),
         }],
+        "source": "ticketmaster",
+        "cached": False,
+        "fetched_at": response.json["fetched_at"],
+        "fallback_reason": None,
     }
     [request] = httpx_mock.get_requests()
     assert request.url.params["keyword"] == "band of horses"
@@ -76,7 +81,9 @@ def test_no_match_is_an_empty_list(client: Client, httpx_mock: HTTPXMock) -> Non
     httpx_mock.add_response(url=ATTRACTIONS, json=payload("tm_attractions_empty.json"))
     response = client.get("/search_artists?q=zzzzqqq")
     assert response.status_code == 200
-    assert response.json == {"query": "zzzzqqq", "items": []}
+    assert response.json is not None
+    assert {k: response.json[k] for k in ("query", "items", "source", "cached")} == {
+        "query": "zzzzqqq", "items": [], "source": "ticketmaster", "cached": False}
 
 
 @pytest.mark.parametrize(

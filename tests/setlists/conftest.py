@@ -8,10 +8,10 @@ import pytest
 from pytest_httpx import HTTPXMock
 from werkzeug.test import Client
 
-from devstack.server import FUNCTIONS_DIR, build_app
 from shared.auth import reset_jwks_cache
 from shared.config import get_settings
 from shared.sync import sources
+from tests.support.functions import functions_app
 from tests.sync.upstream import Upstream
 
 SUPABASE_URL = "https://abcdefghijklmnop.supabase.co"
@@ -29,10 +29,7 @@ FUNCTIONS = ("health", "create_setlist", "cast_vote", "add_song")
 @pytest.fixture(scope="session")
 def app_client(tmp_path_factory: pytest.TempPathFactory) -> Client:
     """The setlist functions mounted at /<name>, as the local server serves them."""
-    directory = tmp_path_factory.mktemp("functions")
-    for name in FUNCTIONS:
-        (directory / name).symlink_to(FUNCTIONS_DIR / name, target_is_directory=True)
-    return Client(build_app(directory))
+    return Client(functions_app(tmp_path_factory.mktemp("functions"), FUNCTIONS))
 
 
 @pytest.fixture

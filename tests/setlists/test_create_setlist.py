@@ -434,7 +434,7 @@ def worker() -> Worker:
 
 def run_one_job(db: Connection) -> JobResult:
     """Read the next visible job off the queue and run it as the worker does."""
-    row = db.execute("select msg_id, read_ct, enqueued_at, message, options"
+    row = db.execute("select msg_id, attempt, enqueued_at, message, options"
                      " from public.sync_read_jobs(300, 1)").fetchone()
     assert row is not None
     return worker().process(row)

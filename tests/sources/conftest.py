@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from shared.quota import DailyQuota, QuotaShare
 from shared.sources.calllog import ApiCall
 from shared.sources.errors import Provider
 from shared.sources.ratelimit import InMemoryRateLimiter, Reservation
@@ -66,12 +67,20 @@ class NoWaitLimiter:
 
     def __init__(self) -> None:
         self.reservations = 0
+        self.shares: list[QuotaShare] = []
         self.paused: dict[Provider, datetime] = {}
 
     def reserve(
-        self, provider: Provider, requests_per_second: float, max_wait_seconds: float | None = None
+        self,
+        provider: Provider,
+        requests_per_second: float,
+        max_wait_seconds: float | None = None,
+        *,
+        share: QuotaShare = "sync",
+        quota: DailyQuota | None = None,
     ) -> Reservation:
         self.reservations += 1
+        self.shares.append(share)
         return Reservation(wait_seconds=0.0)
 
     def pause_until(self, provider: Provider, until: datetime) -> None:

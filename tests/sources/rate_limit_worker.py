@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from datetime import datetime
 
+from shared.quota import DailyQuota, QuotaShare
 from shared.sources.errors import Provider
 from shared.sources.http import SourceClient
 from shared.sources.ratelimit import DatabaseRateLimiter, Reservation
@@ -32,9 +33,17 @@ class RecordingLimiter(DatabaseRateLimiter):
         self.slots: list[datetime] = []
 
     def reserve(
-        self, provider: Provider, requests_per_second: float, max_wait_seconds: float | None = None
+        self,
+        provider: Provider,
+        requests_per_second: float,
+        max_wait_seconds: float | None = None,
+        *,
+        share: QuotaShare = "sync",
+        quota: DailyQuota | None = None,
     ) -> Reservation:
-        reservation = super().reserve(provider, requests_per_second, max_wait_seconds)
+        reservation = super().reserve(
+            provider, requests_per_second, max_wait_seconds, share=share, quota=quota
+        )
         if reservation.slot_at is not None:
             self.slots.append(reservation.slot_at)
         return reservation

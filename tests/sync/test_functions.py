@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from werkzeug.test import Client, TestResponse
 
-from devstack.server import FUNCTIONS_DIR, build_app
 from shared.sync.worker import Worker, WorkerConfig, load_handlers
 from tests.sources.conftest import payload
 from tests.support.db import Connection
+from tests.support.functions import functions_app
 from tests.sync.snapshots import count, row_versions
 from tests.sync.upstream import (
     BOH_MBID,
@@ -35,10 +35,7 @@ INTERNAL = {"X-Internal-Secret": INTERNAL_SECRET}
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    directory = tmp_path_factory.mktemp("functions")
-    for name in FUNCTIONS:
-        (directory / name).symlink_to(FUNCTIONS_DIR / name, target_is_directory=True)
-    return build_app(directory)
+    return functions_app(tmp_path_factory.mktemp("functions"), FUNCTIONS)
 
 
 @pytest.fixture
