@@ -44,6 +44,8 @@ class StubServer(ThreadingHTTPServer):
         # When the client says it sent each request (``X-Sent-At``, epoch seconds).
         self.sent: list[tuple[str, float]] = []
         self.lock = threading.Lock()
+        # How long every answer takes, like a real API's latency.
+        self.delay_seconds = 0.0
 
     @property
     def base_url(self) -> str:
@@ -80,6 +82,8 @@ class _Handler(BaseHTTPRequestHandler):
             if sent_at is not None:
                 self.server.sent.append((path, float(sent_at)))
         body = self.server.routes.get(path)
+        if self.server.delay_seconds:
+            time.sleep(self.server.delay_seconds)
         self.send_response(200 if body is not None else 404)
         payload = body if body is not None else b'{"code":404,"message":"not found"}'
         self.send_header("Content-Type", "application/json")
