@@ -264,11 +264,16 @@ FAILURES: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.mark.parametrize("failure", ["quota", "server_error", "connection_refused"])
+@pytest.mark.parametrize(
+    "failure", ["quota", "server_error", "connection_refused", "request_share_spent"])
 def test_when_ticketmaster_fails_our_own_artists_answer(
-    client: Client, httpx_mock: HTTPXMock, our_artists: dict[str, Any], failure: str
+    client: Client, httpx_mock: HTTPXMock, our_artists: dict[str, Any], failure: str,
+    db: Connection
 ) -> None:
-    if failure == "connection_refused":
+    if failure == "request_share_spent":
+        db.execute("update public.source_daily_quotas set request_calls = 2000"
+                   " where provider = 'ticketmaster'")
+    elif failure == "connection_refused":
         httpx_mock.add_exception(httpx.ConnectError("[Errno 111] Connection refused"),
                                  url=ATTRACTIONS, is_reusable=True)
     else:
@@ -288,6 +293,8 @@ def test_when_ticketmaster_fails_our_own_artists_answer(
         "musicbrainz_id": None, "image_url": None, "genres": [], "upcoming_event_count": 1,
         "ticketmaster_url": None, "artist_id": str(our_artists["touring"])}
     assert TM_KEY not in answer.get_data(as_text=True)
+    if failure == "request_share_spent":
+        assert httpx_mock.get_requests() == []
 
 
 def test_without_ticketmaster_configured_search_is_accent_insensitive_and_local(
