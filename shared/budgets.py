@@ -32,7 +32,7 @@ from shared.auth import Claims, optional_user
 from shared.config import get_settings
 from shared.logging import get_logger
 from shared.quota import spending
-from shared.web import ApiError, require_internal_caller
+from shared.web import ApiError, is_internal_caller
 
 log = get_logger(__name__)
 
@@ -90,14 +90,6 @@ def take_budget(key: str, action: Action) -> None:
     if wait > 0:
         log.warning("client_over_budget", action=action, retry_after_seconds=round(wait, 1))
         raise OverBudget(action, wait)
-
-
-def is_internal_caller(request: flask.Request) -> bool:
-    """True for a request presenting the right internal secret (a wrong one is 401)."""
-    if not request.headers.get("X-Internal-Secret"):
-        return False
-    require_internal_caller(request)
-    return True
 
 
 @contextmanager

@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-import psycopg
 from psycopg.types.json import Jsonb
 from pydantic import SecretStr
 
@@ -21,7 +20,6 @@ from shared import db
 from shared.auth import Claims
 from shared.config import get_settings
 from shared.logging import get_logger
-from shared.rpc import api_error_for_database_error
 from shared.sources import errors as source_errors
 from shared.sources.errors import SourceError
 from shared.sources.records import (
@@ -36,7 +34,7 @@ from shared.sync.freshness import is_fresh, record_failure
 from shared.sync.ingest import ingest_artists
 from shared.sync.queue import enqueue
 from shared.sync.singleflight import Flight, single_flight
-from shared.web import ApiError, Forbidden, Unauthorized
+from shared.web import ApiError, Forbidden, ServiceUnavailable, Unauthorized
 
 log = get_logger(__name__)
 
@@ -131,6 +129,13 @@ def search_artists(query: str, limit: int) -> SearchAnswer:
         local = _local_artists(query, limit)
         log.warning("search_answered_locally", error_type=type(error).__name__,
                     items=len(local))
+        if not local and isinstance(error, FlightPending):
+            # The same search, started by someone else, outlasted the wait (rare).
+            raise ServiceUnavailable(
+                "this search is in progress; ask again shortly",
+                code="search_in_progress",
+                headers={"Retry-After": "1"},
+            ) from None
         if not local:
             raise
         reason = "search_in_progress" if isinstance(error, FlightPending) else (
@@ -289,23 +294,18 @@ def sync_my_artists(claims: Claims, spotify_token: SecretStr | None, *, force: b
             ) from None
         raise
     records = [artist_from_spotify(a) for a in top] + [artist_from_spotify(a) for a in followed]
-    try:
-        with db.transaction() as conn:
-            resolved = ingest_artists(conn, records, mode="fill") if records else []
-            ids = [r.id for r in resolved]
-            counts_row = conn.execute(
-                "select public.replace_user_artists(%s, %s::uuid[], %s::uuid[]) as counts",
-                [user_id, ids[: len(top)], ids[len(top) :]],
-            ).fetchone()
-            for artist_id in dict.fromkeys(ids):
-                if not is_fresh(conn, "artist_details", artist_id):
-                    enqueue(conn, "artist_details", artist_id)
-    except psycopg.Error as error:
-        # replace_user_artists refuses a deleted account: PT401 unknown_user.
-        mapped = api_error_for_database_error(error)
-        if mapped is None:
-            raise
-        raise mapped from None
+    # replace_user_artists refuses a deleted account (PT401 unknown_user): the
+    # refusal is answered as such (shared.web).
+    with db.transaction() as conn:
+        resolved = ingest_artists(conn, records, mode="fill") if records else []
+        ids = [r.id for r in resolved]
+        counts_row = conn.execute(
+            "select public.replace_user_artists(%s, %s::uuid[], %s::uuid[]) as counts",
+            [user_id, ids[: len(top)], ids[len(top) :]],
+        ).fetchone()
+        for artist_id in dict.fromkeys(ids):
+            if not is_fresh(conn, "artist_details", artist_id):
+                enqueue(conn, "artist_details", artist_id)
     counts = None if counts_row is None else dict(counts_row["counts"])
     log.info("user_artists_synced", top=len(top), followed=len(followed))
     return MyArtists(

@@ -11,47 +11,15 @@ import it on their cold start.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from shared import db
-from shared.web import ApiError, BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from shared.web import api_error_for_database_error
 
 if TYPE_CHECKING:
     from shared.auth import Claims
-
-
-class UnprocessableEntity(ApiError):
-    status, code = 422, "unprocessable"
-
-
-# SQLSTATEs the RPCs raise on purpose, with the error class they become.
-_ERRORS_BY_SQLSTATE: Final[Mapping[str, type[ApiError]]] = {
-    "P0002": NotFound,
-    "PT401": Unauthorized,
-    "PT403": Forbidden,
-    "PT409": Conflict,
-    "PT422": UnprocessableEntity,
-    "22004": BadRequest,
-}
-
-
-def api_error_for_database_error(error: psycopg.Error) -> ApiError | None:
-    """The API error a database function's deliberate refusal (its SQLSTATE and hint)
-    stands for; None for anything else.
-
-    Not ``shared.sync.errors.api_error_for``, which maps the source clients' errors.
-    """
-    diag = error.diag
-    sqlstate, hint = diag.sqlstate, diag.message_hint
-    if sqlstate == "42501" and hint == "not_signed_in":
-        return Unauthorized(diag.message_primary or "sign in first", code=hint)
-    kind = _ERRORS_BY_SQLSTATE.get(sqlstate or "")
-    if kind is None or not hint:
-        return None
-    return kind(diag.message_primary or hint, code=hint)
 
 
 def call(

@@ -4,6 +4,11 @@ Every answer is JSON. Errors have the shape
 ``{"error": {"code": "...", "message": "..."}}`` with a fitting status; an
 unexpected exception is logged server-side and answered as a bare 500, never
 with a stack trace or any detail that could carry a secret.
+
+``endpoint`` is the one place an exception becomes an answer: an ``ApiError``
+as itself, anything else through the translation registered for its type
+(``answers``): invalid input and database refusals here, the sources' and the
+sync engine's errors in ``shared.sync``.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ import functools
 import hmac
 import json
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import flask
+import psycopg
 from pydantic import BaseModel, ValidationError
 
 from shared.config import get_settings
@@ -85,6 +91,70 @@ class ServiceUnavailable(ApiError):
     status, code = 503, "unavailable"
 
 
+Translation = Callable[[Any], "ApiError | flask.Response | None"]
+TranslationT = TypeVar("TranslationT", bound=Translation)
+_answers: dict[type[BaseException], Translation] = {}
+
+
+def answers(error_type: type[BaseException]) -> Callable[[TranslationT], TranslationT]:
+    """Register how ``error_type`` (and its subclasses) is answered to a caller.
+
+    The one mapping from the layers' errors (database refusals, sources,
+    the sync engine) to HTTP answers: each family registers its translation
+    where it is defined, and ``endpoint`` answers with it. A translation
+    returning None leaves the error unanswered (500, logged).
+    """
+
+    def register(translate: TranslationT) -> TranslationT:
+        _answers[error_type] = translate
+        return translate
+
+    return register
+
+
+def answer_for(error: BaseException) -> ApiError | flask.Response | None:
+    """The registered answer of the most specific type ``error`` is an instance of."""
+    if isinstance(error, ApiError):
+        return error
+    for cls in type(error).__mro__:
+        translate = _answers.get(cls)
+        if translate is not None:
+            return translate(error)
+    return None
+
+
+class UnprocessableEntity(ApiError):
+    status, code = 422, "unprocessable"
+
+
+# SQLSTATEs the RPCs raise on purpose, with the error class they become.
+_ERRORS_BY_SQLSTATE: Final[Mapping[str, type[ApiError]]] = {
+    "P0002": NotFound,
+    "PT401": Unauthorized,
+    "PT403": Forbidden,
+    "PT409": Conflict,
+    "PT422": UnprocessableEntity,
+    "22004": BadRequest,
+}
+
+
+@answers(psycopg.Error)
+def api_error_for_database_error(error: psycopg.Error) -> ApiError | None:
+    """The API error a database function's deliberate refusal (its SQLSTATE and hint)
+    stands for; None for anything else.
+
+    A refusal escaping a function is answered so; ``shared.rpc.call`` raises it.
+    """
+    diag = error.diag
+    sqlstate, hint = diag.sqlstate, diag.message_hint
+    if sqlstate == "42501" and hint == "not_signed_in":
+        return Unauthorized(diag.message_primary or "sign in first", code=hint)
+    kind = _ERRORS_BY_SQLSTATE.get(sqlstate or "")
+    if kind is None or not hint:
+        return None
+    return kind(diag.message_primary or hint, code=hint)
+
+
 def error_response(error: ApiError) -> flask.Response:
     body: dict[str, Any] = {"code": error.code, "message": error.message}
     if error.details is not None:
@@ -125,13 +195,14 @@ def endpoint(
                 )
             try:
                 result = handler(request)
-            except ApiError as error:
-                return error_response(error)
-            except ValidationError as error:
-                return error_response(BadRequest("invalid request", details=_problems(error)))
-            except Exception:
-                log.exception("unhandled_error", function=handler.__name__)
-                return error_response(ApiError("internal error", code="internal", status=500))
+            except Exception as error:
+                answer = answer_for(error)
+                if isinstance(answer, ApiError):
+                    return error_response(answer)
+                if answer is None:
+                    log.exception("unhandled_error", function=handler.__name__)
+                    return error_response(ApiError("internal error", code="internal", status=500))
+                result = answer
             if isinstance(result, flask.Response):
                 result.headers.update(_CORS_HEADERS)
                 return result
@@ -142,6 +213,11 @@ def endpoint(
         return wrapper
 
     return decorate
+
+
+@answers(ValidationError)
+def _invalid_request(error: ValidationError) -> ApiError:
+    return BadRequest("invalid request", details=_problems(error))
 
 
 def _problems(error: ValidationError) -> list[dict[str, Any]]:
@@ -167,6 +243,14 @@ def parse_json(request: flask.Request, model: type[ModelT]) -> ModelT:
 def parse_query(request: flask.Request, model: type[ModelT]) -> ModelT:
     """Validate query-string parameters against ``model`` (400 on anything else)."""
     return model.model_validate(request.args.to_dict())
+
+
+def is_internal_caller(request: flask.Request) -> bool:
+    """True for a request presenting the right internal secret; a wrong one is 401."""
+    if not request.headers.get("X-Internal-Secret"):
+        return False
+    require_internal_caller(request)
+    return True
 
 
 def require_internal_caller(request: flask.Request) -> None:

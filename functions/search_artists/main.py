@@ -28,9 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.budgets import upstream_spending
 from shared.discovery import search_artists as run_search
-from shared.sync.api import sync_errors_as_answers
-from shared.sync.errors import FlightPending
-from shared.web import ServiceUnavailable, endpoint, parse_query
+from shared.web import endpoint, parse_query
 
 
 class SearchQuery(BaseModel):
@@ -44,14 +42,6 @@ class SearchQuery(BaseModel):
 @endpoint(["GET"])
 def search_artists(request: flask.Request) -> flask.Response | dict[str, Any]:
     query = parse_query(request, SearchQuery)
-    try:
-        with sync_errors_as_answers(), upstream_spending(request, "search"):
-            answer = run_search(query.q, query.limit)
-    except FlightPending:
-        # The same search, started by someone else, outlasted the wait (rare).
-        raise ServiceUnavailable(
-            "this search is in progress; ask again shortly",
-            code="search_in_progress",
-            headers={"Retry-After": "1"},
-        ) from None
+    with upstream_spending(request, "search"):
+        answer = run_search(query.q, query.limit)
     return answer.as_dict(query.q)

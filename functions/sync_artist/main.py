@@ -26,10 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared import db
 from shared.budgets import upstream_spending
-from shared.sync.api import caller_may_force, import_pending, sync_errors_as_answers
+from shared.sync.api import caller_may_force
 from shared.sync.artists import ArtistLookup, artist_summary
 from shared.sync.artists import sync_artist as run_sync
-from shared.sync.errors import FlightPending
 from shared.web import endpoint, parse_json
 
 
@@ -59,7 +58,7 @@ class SyncArtistRequest(BaseModel):
 
 @functions_framework.http
 @endpoint(["POST"])
-def sync_artist(request: flask.Request) -> flask.Response | dict[str, Any]:
+def sync_artist(request: flask.Request) -> dict[str, Any]:
     body = parse_json(request, SyncArtistRequest)
     force = caller_may_force(request, body.force)
     lookup = ArtistLookup(
@@ -68,11 +67,8 @@ def sync_artist(request: flask.Request) -> flask.Response | dict[str, Any]:
         musicbrainz_id=body.musicbrainz_id.lower() if body.musicbrainz_id else None,
         name=body.name,
     )
-    try:
-        with sync_errors_as_answers(), upstream_spending(request, "import"):
-            result = run_sync(lookup, force=force)
-    except FlightPending as pending:
-        return import_pending(pending)
+    with upstream_spending(request, "import"):
+        result = run_sync(lookup, force=force)
     with db.transaction() as conn:
         artist = artist_summary(conn, result.artist_id)
     return {

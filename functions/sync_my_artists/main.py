@@ -28,8 +28,6 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from shared.auth import authenticate
 from shared.budgets import upstream_spending
 from shared.discovery import sync_my_artists as run_sync
-from shared.sources.errors import SourceError
-from shared.sync.errors import api_error_for
 from shared.web import endpoint, parse_json
 
 # A Spotify access token is ~200-300 characters; anything far longer is garbage.
@@ -56,10 +54,7 @@ def _spotify_token(request: flask.Request) -> SecretStr | None:
 def sync_my_artists(request: flask.Request) -> flask.Response | dict[str, Any]:
     claims = authenticate(request)
     body = parse_json(request, SyncMyArtistsRequest)
-    try:
-        with upstream_spending(request, "import", claims):
-            result = run_sync(claims, _spotify_token(request), force=body.force)
-    except SourceError as error:
-        raise api_error_for(error) from None
+    with upstream_spending(request, "import", claims):
+        result = run_sync(claims, _spotify_token(request), force=body.force)
     return result.as_dict()
 

@@ -18,8 +18,7 @@ import functions_framework
 from pydantic import BaseModel, ConfigDict
 
 from shared.budgets import upstream_spending
-from shared.sync.api import caller_may_force, import_pending, sync_errors_as_answers
-from shared.sync.errors import FlightPending
+from shared.sync.api import caller_may_force
 from shared.sync.shows import refresh_artist_shows
 from shared.web import endpoint, parse_json
 
@@ -33,14 +32,11 @@ class SyncShowsRequest(BaseModel):
 
 @functions_framework.http
 @endpoint(["POST"])
-def sync_shows(request: flask.Request) -> flask.Response | dict[str, Any]:
+def sync_shows(request: flask.Request) -> dict[str, Any]:
     body = parse_json(request, SyncShowsRequest)
     force = caller_may_force(request, body.force)
-    try:
-        with sync_errors_as_answers(), upstream_spending(request, "import"):
-            result = refresh_artist_shows(body.artist_id, force=force)
-    except FlightPending as pending:
-        return import_pending(pending)
+    with upstream_spending(request, "import"):
+        result = refresh_artist_shows(body.artist_id, force=force)
     answer = result.as_dict()
     answer["removed_shows"] = [str(i) for i in result.removed]
     return answer

@@ -38,6 +38,7 @@ from shared.sync.jobs import job_transaction
 from shared.sync.queue import Enqueued, enqueue
 from shared.sync.registry import Job, JobOutcome, job_handler
 from shared.sync.singleflight import Flight, shares_its_outcome, single_flight
+from shared.web import ApiError, Conflict, NotFound, answers
 
 log = get_logger(__name__)
 
@@ -91,6 +92,30 @@ class ArtistSync:
     refreshed: bool
     action: str  # created | updated | unchanged | fresh
     queued: list[Enqueued] = field(default_factory=list)
+
+
+@answers(AmbiguousArtist)
+def _ambiguous_artist(error: AmbiguousArtist) -> ApiError:
+    return Conflict(
+        str(error),
+        code="ambiguous_artist",
+        details=[
+            {
+                "name": c.name,
+                "ticketmaster_id": c.ticketmaster_id,
+                "spotify_id": c.spotify_id,
+                "musicbrainz_id": c.musicbrainz_id,
+                "upcoming_events": c.upcoming_event_count,
+                "url": c.ticketmaster_url,
+            }
+            for c in error.candidates
+        ],
+    )
+
+
+@answers(ArtistUnknownUpstream)
+def _artist_unknown(error: ArtistUnknownUpstream) -> ApiError:
+    return NotFound(str(error), code="artist_not_found")
 
 
 # -- what the database knows -------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Errors of the sync engine, and how functions answer them.
+"""Errors of the sync engine, and how functions answer them (``shared.web.answers``).
 
 Upstream trouble becomes a JSON error with a fitting status, never a stack
 trace: a source that is down or answered garbage is 502, a source that
@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
+import flask
+
 from shared.sources import errors as source_errors
 from shared.sync.queue import Enqueued
-from shared.web import ApiError, NotFound
+from shared.web import ApiError, NotFound, answers, json_response
 
 
 class SyncError(Exception):
@@ -88,6 +90,7 @@ def held_back_for(error: BaseException, now: datetime | None = None) -> float | 
     return None
 
 
+@answers(source_errors.SourceError)
 def api_error_for(error: source_errors.SourceError) -> ApiError:
     """The answer a client gets when a source failed during its request."""
     provider = error.provider
@@ -116,3 +119,29 @@ def api_error_for(error: source_errors.SourceError) -> ApiError:
     return ApiError(
         f"{provider} did not answer properly; try again later", code="upstream_error", status=502
     )
+
+
+@answers(ArtistNotFound)
+def _artist_not_found(error: ArtistNotFound) -> ApiError:
+    return NotFound(str(error), code="artist_not_found")
+
+
+@answers(FlightPending)
+def import_pending(error: FlightPending) -> flask.Response:
+    """202: another caller is doing this very import and it outlasted our wait.
+
+    Never an error: the import lands, and where there is an entity to queue a
+    job for, the job is queued too (``queued``).
+    """
+    seconds = max(1, math.ceil(error.retry_after))
+    response = json_response(
+        {
+            "status": "pending",
+            "reason": "import_in_progress",
+            "retry_after_seconds": seconds,
+            "queued": [q.as_dict() for q in error.queued],
+        },
+        202,
+    )
+    response.headers["Retry-After"] = str(seconds)
+    return response

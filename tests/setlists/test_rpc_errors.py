@@ -1,5 +1,5 @@
 """The RPCs' deliberate refusals (SQLSTATE + hint) become API errors in one place,
-``shared.rpc.api_error_for_database_error``, used by the setlist, vote and
+``shared.web.api_error_for_database_error``, used by the setlist, vote and
 discovery code alike; anything else is left to propagate."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from shared.rpc import api_error_for_database_error
+from shared.web import api_error_for_database_error
 from shared.web import Conflict, NotFound, Unauthorized
 from tests.support.db import Connection
 
