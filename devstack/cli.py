@@ -210,7 +210,8 @@ def _print_sync_status(url: str) -> None:
     import psycopg
     from psycopg.rows import dict_row
 
-    from shared.sync.monitoring import fetch_status, render
+    from devstack.status import render
+    from shared.sync.monitoring import fetch_status
 
     try:
         with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:

@@ -6,7 +6,8 @@ import uuid
 
 from rich.console import Console
 
-from shared.sync.monitoring import fetch_status, render
+from devstack.status import render
+from shared.sync.monitoring import fetch_status
 from tests.support.db import Connection
 
 
