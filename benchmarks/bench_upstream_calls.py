@@ -32,7 +32,7 @@ from devstack.scratch import scratch_database
 from devstack.server import FUNCTIONS_DIR, build_app
 from shared import db
 from shared.config import get_settings
-from shared.sync import sources
+from shared.sync import clients
 from tests.sources.conftest import payload
 from tests.sources.stub_server import StubServer, stub_server
 
@@ -63,7 +63,7 @@ def environment(url: str, stub: StubServer, **extra: str) -> Iterator[None]:
     os.environ.update(values)
     get_settings.cache_clear()
     db.close_pool()
-    sources.configure()
+    clients.configure()
     try:
         yield
     finally:
@@ -74,7 +74,7 @@ def environment(url: str, stub: StubServer, **extra: str) -> Iterator[None]:
                 os.environ[name] = value
         get_settings.cache_clear()
         db.close_pool()
-        sources.configure()
+        clients.configure()
 
 
 def calls(stub: StubServer, path: str) -> int:

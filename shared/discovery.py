@@ -28,7 +28,7 @@ from shared.sources.records import (
     artist_from_ticketmaster,
     name_key,
 )
-from shared.sync import sources
+from shared.sync import clients
 from shared.sync.errors import FlightPending, api_error_for
 from shared.sync.freshness import is_fresh, record_failure
 from shared.sync.ingest import ingest_artists
@@ -112,7 +112,7 @@ def search_artists(query: str, limit: int) -> SearchAnswer:
         return SearchAnswer(_matched(records[:limit]), "ticketmaster", True, row["fetched_at"])
 
     def lead(flight: Flight) -> SearchAnswer:
-        attractions = sources.ticketmaster().search_attractions(query, size=limit)
+        attractions = clients.ticketmaster().search_attractions(query, size=limit)
         records = [artist_from_ticketmaster(a) for a in attractions]
         with db.transaction() as conn:
             row = conn.execute(
@@ -275,13 +275,12 @@ def sync_my_artists(claims: Claims, spotify_token: SecretStr | None, *, force: b
             code="spotify_token_required",
             status=400,
         )
-    client = sources.spotify()
+    client = clients.spotify()
     try:
         top = client.me_top_artists(spotify_token)
         followed = client.me_followed_artists(spotify_token)
     except source_errors.SourceError as error:
-        with db.transaction() as conn:
-            record_failure(conn, USER_ARTISTS, user_id, type(error).__name__)
+        record_failure(USER_ARTISTS, user_id, type(error).__name__, job=None)
         if isinstance(error, source_errors.Forbidden):
             raise Forbidden(
                 "Spotify refused: the token lacks the user-top-read and user-follow-read"

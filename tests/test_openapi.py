@@ -29,7 +29,7 @@ from devstack.server import build_app, function_names
 from shared.auth import reset_jwks_cache
 from shared.budgets import identity_key
 from shared.config import get_settings
-from shared.sync import sources
+from shared.sync import clients
 from tests.setlists.helpers import build_stage, cast_vote
 from tests.support.catalogue import insert_artist, insert_show, insert_venue
 from tests.support.db import Connection, create_user, request_as
@@ -143,9 +143,9 @@ def contract(
     monkeypatch.setenv("SETLISTFM_API_KEY", "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d")
     get_settings.cache_clear()
     reset_jwks_cache()
-    sources.configure(sleep=lambda _seconds: None)
+    clients.configure(sleep=lambda _seconds: None)
     yield Contract(Client(app))
-    sources.configure()
+    clients.configure()
     reset_jwks_cache()
     get_settings.cache_clear()
 

@@ -13,10 +13,10 @@ import flask
 import functions_framework
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.sync.worker import HANDLER_MODULES, Worker, load_handlers
+from shared.sync.worker import Worker, load_handlers
 from shared.web import endpoint, parse_json, require_internal_caller
 
-load_handlers(HANDLER_MODULES)
+load_handlers()
 
 
 class RunJobsRequest(BaseModel):

@@ -30,7 +30,7 @@ from shared.sources.records import (
     name_key,
 )
 from shared.sources.ticketmaster_models import Attraction
-from shared.sync import sources
+from shared.sync import clients
 from shared.sync.errors import ArtistNotFound, FlightPending, SyncError
 from shared.sync.freshness import is_fresh, record_failure, record_success
 from shared.sync.ingest import ingest_artists
@@ -257,13 +257,13 @@ def _optional(what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def _mbid_for_name(name: str) -> str | None:
-    found = _optional("setlistfm_search", lambda: sources.setlistfm().search_artists(name=name))
+    found = _optional("setlistfm_search", lambda: clients.setlistfm().search_artists(name=name))
     exact = {a.mbid for a in found or [] if a.mbid and name_key(a.name) == name_key(name)}
     return exact.pop() if len(exact) == 1 else None
 
 
 def _name_for_mbid(mbid: str) -> str | None:
-    found = sources.setlistfm().search_artists(mbid=mbid)
+    found = clients.setlistfm().search_artists(mbid=mbid)
     return found[0].name if found else None
 
 
@@ -284,12 +284,12 @@ def fetch_artist(
     tm_record: ArtistRecord | None = None
     sp_record: ArtistRecord | None = None
     if tm_id:
-        tm_record = artist_from_ticketmaster(sources.ticketmaster().get_attraction(tm_id))
+        tm_record = artist_from_ticketmaster(clients.ticketmaster().get_attraction(tm_id))
         spotify_id = spotify_id or tm_record.spotify_id
         mbid = mbid or tm_record.musicbrainz_id
         name = name or tm_record.name
     if spotify_id:
-        sp_record = artist_from_spotify(sources.spotify().get_artist(spotify_id))
+        sp_record = artist_from_spotify(clients.spotify().get_artist(spotify_id))
         name = sp_record.name
     if name is None and mbid:
         name = _name_for_mbid(mbid)
@@ -297,13 +297,13 @@ def fetch_artist(
         raise ArtistUnknownUpstream("no source knows this artist")
 
     if tm_record is None:
-        attractions = sources.ticketmaster().search_attractions(name, size=20)
+        attractions = clients.ticketmaster().search_attractions(name, size=20)
         tm_record = choose_attraction(attractions, name, spotify_id=spotify_id, musicbrainz_id=mbid)
         if tm_record is not None:
             spotify_id = spotify_id or tm_record.spotify_id
             mbid = mbid or tm_record.musicbrainz_id
     if sp_record is None and spotify_id:
-        sp_record = artist_from_spotify(sources.spotify().get_artist(spotify_id))
+        sp_record = artist_from_spotify(clients.spotify().get_artist(spotify_id))
     if tm_record is None and sp_record is None and not known and not mbid:
         raise ArtistUnknownUpstream(f"no artist called {name!r} has upcoming shows")
     if mbid is None:
@@ -379,8 +379,7 @@ def _import(lookup: ArtistLookup, force: bool, flight: Flight) -> ArtistSync:
         record = fetch_artist(lookup, known=known)
     except source_errors.SourceError as error:
         if existing is not None:
-            with db.transaction() as conn:
-                record_failure(conn, KIND, existing, str(error))
+            record_failure(KIND, existing, error, job=None)
         raise
     with db.transaction() as conn:
         [resolved] = ingest_artists(conn, [record])

@@ -16,7 +16,7 @@ from shared import db
 from shared.logging import get_logger
 from shared.sources.errors import SourceError
 from shared.sources.records import SongRecord, catalogue_from_spotify, song_from_spotify
-from shared.sync import sources
+from shared.sync import clients
 from shared.sync.errors import ArtistNotFound, NoSpotifyId
 from shared.sync.freshness import is_fresh, record_failure, record_success
 from shared.sync.ingest import IngestCounts, ingest_songs
@@ -82,7 +82,7 @@ def _artist_spotify_id(artist_id: uuid.UUID) -> tuple[str, bool]:
 
 def fetch_catalogue(spotify_id: str) -> list[SongRecord]:
     """Every album and single of the artist, their tracks by this artist, one per title."""
-    client = sources.spotify()
+    client = clients.spotify()
     songs: list[SongRecord] = []
     seen_albums: set[str] = set()
     for album in client.artist_albums(spotify_id, include_groups=("album", "single")):
@@ -128,9 +128,7 @@ def import_artist_catalogue(
         try:
             catalogue = fetch_catalogue(spotify_id)
         except SourceError as error:
-            if job is None:  # the worker records failures of queued jobs itself
-                with db.transaction() as conn:
-                    record_failure(conn, KIND, artist_id, str(error))
+            record_failure(KIND, artist_id, error, job=job)
             raise
         with job_transaction(job) as conn:
             resolved = ingest_songs(conn, artist_id, catalogue)

@@ -16,7 +16,9 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
+from shared import db
 from shared.db import Connection
+from shared.sync.registry import Job
 
 JobKind = Literal[
     "artist_details",
@@ -37,5 +39,18 @@ def record_success(conn: Connection, kind: JobKind, entity_id: uuid.UUID) -> Non
     conn.execute("select public.sync_record_success(%s, %s)", [kind, entity_id])
 
 
-def record_failure(conn: Connection, kind: JobKind, entity_id: uuid.UUID, error: str) -> None:
-    conn.execute("select public.sync_record_failure(%s, %s, %s)", [kind, entity_id, error])
+def record_failure(
+    kind: JobKind, entity_id: uuid.UUID, error: BaseException | str, *, job: Job | None
+) -> None:
+    """The one way a failed sync of an entity is recorded, whatever the path.
+
+    A queued job's failure is recorded by the worker, in the transaction that
+    schedules its retry or dead letter (``shared.sync.queue.fail``), so nothing
+    is written for a job here; a request's failure is recorded now, in a
+    transaction of its own (its other writes, if any, were rolled back).
+    """
+    if job is not None:
+        return
+    text = error if isinstance(error, str) else str(error)
+    with db.transaction() as conn:
+        conn.execute("select public.sync_record_failure(%s, %s, %s)", [kind, entity_id, text])

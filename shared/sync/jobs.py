@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from shared import db
 from shared.db import Connection
 from shared.logging import get_logger
+from shared.sync import queue
 from shared.sync.registry import Job
 
 log = get_logger(__name__)
@@ -56,11 +57,7 @@ def running(job: Job) -> Iterator[JobRun]:
 
 def complete(conn: Connection, run: JobRun) -> str:
     """Delete the job's message and release its pending row in ``conn``'s transaction."""
-    row = conn.execute(
-        "select public.sync_complete_job(%s, %s, %s) as status",
-        [run.job.msg_id, run.job.attempt, run.elapsed_ms()],
-    ).fetchone()
-    return str(row["status"]) if row else "gone"
+    return queue.complete(conn, run.job.msg_id, run.job.attempt, run.elapsed_ms())
 
 
 @contextmanager

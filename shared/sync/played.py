@@ -33,7 +33,7 @@ from shared.logging import get_logger
 from shared.sources import setlistfm_models as sfm
 from shared.sources.errors import SourceError
 from shared.sources.records import PlayedSetlist, name_key, played_setlist_from_setlistfm
-from shared.sync import sources
+from shared.sync import clients
 from shared.sync.freshness import is_fresh, record_success
 from shared.sync.jobs import job_transaction
 from shared.sync.registry import Job, JobOutcome, job_handler
@@ -153,7 +153,7 @@ def look_up_played_setlist(show_id: uuid.UUID, *, job: Job | None = None) -> dic
         return {"status": "skipped", "reason": "no_musicbrainz_id"}
     try:
         # One page: an artist rarely has more than 20 setlists on one date.
-        setlists = sources.setlistfm().search_setlists(
+        setlists = clients.setlistfm().search_setlists(
             artist_mbid=place.artist_mbid, day=place.local_date, max_pages=1
         )
     except SourceError as error:
@@ -223,7 +223,7 @@ def refresh_live_history(
             return {"status": "skipped", "reason": "no_musicbrainz_id"}
         if not force and is_fresh(conn, LIVE_HISTORY_KIND, artist_id):
             return {"status": "fresh"}
-    setlists = sources.setlistfm().artist_setlists(row["mbid"], max_pages=LIVE_HISTORY_PAGES)
+    setlists = clients.setlistfm().artist_setlists(row["mbid"], max_pages=LIVE_HISTORY_PAGES)
     with job_transaction(job) as conn:
         answer = conn.execute(
             "select public.ingest_live_history(%s, %s::jsonb) as answer",

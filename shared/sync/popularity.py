@@ -13,7 +13,7 @@ from typing import Any, Final
 from shared import db
 from shared.logging import get_logger
 from shared.sources.records import artist_from_spotify
-from shared.sync import sources
+from shared.sync import clients
 from shared.sync.ingest import IngestCounts, ingest_artists
 from shared.sync.jobs import job_transaction
 from shared.sync.registry import Job, JobOutcome, job_handler
@@ -50,7 +50,7 @@ def refresh_popularity(
     by_spotify = {r["spotify_id"]: r["id"] for r in rows}
     if not by_spotify:
         return {"artists": 0}
-    found = sources.spotify().get_artists(list(by_spotify))
+    found = clients.spotify().get_artists(list(by_spotify))
     records = [artist_from_spotify(a) for a in found if a.id in by_spotify]
     with job_transaction(job) as conn:
         resolved = ingest_artists(conn, records)

@@ -20,7 +20,7 @@ from shared.logging import get_logger
 from shared.sources.errors import SourceError
 from shared.sources.records import shows_from_ticketmaster
 from shared.sources.ticketmaster_models import Event
-from shared.sync import sources
+from shared.sync import clients
 from shared.sync.errors import ArtistNotFound, FlightPending
 from shared.sync.freshness import is_fresh, record_failure, record_success
 from shared.sync.ingest import IngestCounts, ingest_show_records, retire_missing_shows
@@ -99,11 +99,9 @@ def refresh_artist_shows(
         try:
             events: list[Event] = []
             for attraction_id in attraction_ids:
-                events.extend(sources.ticketmaster().upcoming_events(attraction_id))
+                events.extend(clients.ticketmaster().upcoming_events(attraction_id))
         except SourceError as error:
-            if job is None:
-                with db.transaction() as conn:
-                    record_failure(conn, KIND, artist_id, str(error))
+            record_failure(KIND, artist_id, error, job=job)
             raise
         shows = shows_from_ticketmaster(events)
 

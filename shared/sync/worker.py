@@ -53,29 +53,28 @@ import structlog
 from shared import db
 from shared.logging import STARTED_AT, get_logger
 from shared.quota import spending
+from shared.sync import queue
 from shared.sync.errors import held_back_for, is_permanent, retry_after_seconds
 from shared.sync.jobs import complete, running
 from shared.sync.registry import Job, handler_for
 
 log = get_logger(__name__)
 
-# Modules whose import registers job handlers.
-HANDLER_MODULES: tuple[str, ...] = (
-    "shared.sync.artists",
-    "shared.sync.shows",
-    "shared.sync.catalogue",
-    "shared.sync.popularity",
-    "shared.sync.played",
-    "shared.setlists",
-)
-
 _MAX_ERROR_CHARS = 2000
 
 
-def load_handlers(modules: Iterable[str] = HANDLER_MODULES) -> list[str]:
-    """Import the handler modules; returns those missing (logged, not fatal)."""
+def load_handlers(extra_modules: Iterable[str] = ()) -> list[str]:
+    """Register every job kind's handler, and those of ``extra_modules`` (``--import``: a
+    test's job kinds, by name); returns the extra modules that are missing (logged).
+
+    A module registers the handlers it defines when it is imported
+    (``shared.sync.registry.job_handler``): these imports are the registrations.
+    """
+    from shared import setlists  # noqa: F401
+    from shared.sync import artists, catalogue, played, popularity, shows  # noqa: F401
+
     missing = []
-    for name in modules:
+    for name in extra_modules:
         if importlib.util.find_spec(name) is None:
             log.warning("handler_module_missing", module=name)
             missing.append(name)
@@ -162,7 +161,7 @@ class _Heartbeat:
                 return
             try:
                 with db.transaction() as conn:
-                    conn.execute("select public.sync_extend_job(%s, %s)", [self._msg_id, self._vt])
+                    queue.extend(conn, self._msg_id, self._vt)
             except psycopg.Error as error:
                 log.warning("heartbeat_failed", error=type(error).__name__)
 
@@ -203,11 +202,7 @@ class Worker:
 
     def read(self, qty: int = 1) -> list[dict[str, Any]]:
         with db.transaction() as conn:
-            return conn.execute(
-                "select msg_id, attempt, enqueued_at, message, options"
-                " from public.sync_read_jobs(%s, %s)",
-                [self.config.vt_seconds, qty],
-            ).fetchall()
+            return queue.read(conn, self.config.vt_seconds, qty)
 
     def run_next(self) -> JobResult | None:
         """Read one job and run it; None when no job is visible."""
@@ -217,12 +212,7 @@ class Worker:
     def visible_count(self, limit: int) -> int:
         """How many jobs (at most ``limit``) could be read now."""
         with db.transaction() as conn:
-            row = conn.execute(
-                "select count(*) as n from (select 1 from pgmq.q_sync"
-                " where vt <= clock_timestamp() limit %s) as v",
-                [limit],
-            ).fetchone()
-        return int(row["n"]) if row else 0
+            return queue.visible_count(conn, limit)
 
     def run_batch(self, qty: int | None = None) -> list[JobResult]:
         """Run the jobs visible now, up to ``qty`` (``batch_size``), each read when it starts.
@@ -331,10 +321,7 @@ class Worker:
         delay = max(1, round(wait + self._rng() * min(wait, 30.0) / 10))
         reason = f"{type(error).__name__}: {error}"[:_MAX_ERROR_CHARS]
         with db.transaction() as conn:
-            row = conn.execute(
-                "select public.sync_hold_job(%s, %s, %s) as status", [job.msg_id, delay, reason]
-            ).fetchone()
-        status = str(row["status"]) if row else "gone"
+            status = queue.hold(conn, job.msg_id, delay, reason)
         log.info("job_held_back", outcome=status, retry_in_seconds=delay, reason=reason,
                  duration_ms=duration_ms)
         return JobResult(job.msg_id, job.kind, status, job.attempt, duration_ms,
@@ -350,11 +337,10 @@ class Worker:
         if asked is not None:
             delay = max(delay, round(asked))
         with db.transaction() as conn:
-            row = conn.execute(
-                "select public.sync_fail_job(%s, %s, %s, %s, %s, %s) as status",
-                [msg_id, attempt, text, delay, dead, duration_ms],
-            ).fetchone()
-        status = str(row["status"]) if row else "gone"
+            status = queue.fail(
+                conn, msg_id, attempt, text, retry_in_seconds=delay, dead=dead,
+                duration_ms=duration_ms,
+            )
         fields: dict[str, Any] = {"outcome": status, "duration_ms": duration_ms, "error": text}
         if status == "retry":
             fields["retry_in_seconds"] = delay
@@ -406,7 +392,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parse(argv)
-    load_handlers((*HANDLER_MODULES, *args.imports))
+    load_handlers(args.imports)
     worker = Worker(
         WorkerConfig(vt_seconds=args.vt, batch_size=args.batch, max_attempts=args.max_attempts)
     )

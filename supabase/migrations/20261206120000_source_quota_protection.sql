@@ -602,9 +602,23 @@ begin
 end;
 $$;
 
+-- How many jobs (at most p_limit) a worker could read now: the worker's
+-- batch size, without reading (and hiding) any.
+create function public.sync_visible_jobs(p_limit integer)
+returns integer
+language sql
+stable
+set search_path = ''
+as $$
+  select count(*)::integer
+    from (select 1 from pgmq.q_sync q where q.vt <= clock_timestamp() limit p_limit) as v
+$$;
+
 revoke execute on function public.sync_read_jobs(integer, integer)
   from public, anon, authenticated, service_role;
 revoke execute on function public.sync_hold_job(bigint, integer, text)
+  from public, anon, authenticated, service_role;
+revoke execute on function public.sync_visible_jobs(integer)
   from public, anon, authenticated, service_role;
 
 -- ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from werkzeug.test import Client
 
 from shared.config import get_settings
-from shared.sync import sources
+from shared.sync import clients
 from tests.support.functions import functions_app
 
 TM_KEY = "tmKey8a7B6c5D4e3F2g1H0iJkLmNoPqRs"
@@ -42,9 +42,9 @@ def discovery_env(
     monkeypatch.setenv("SUPABASE_JWT_SECRET", JWT_SECRET)
     monkeypatch.setenv("SUPABASE_URL", SUPABASE_URL)
     get_settings.cache_clear()
-    sources.configure(sleep=sleeps.sleep)
+    clients.configure(sleep=sleeps.sleep)
     yield database_url
-    sources.configure()
+    clients.configure()
     get_settings.cache_clear()
 
 

@@ -235,11 +235,11 @@ def test_request_traffic_stops_at_its_share_and_the_sync_share_stays_free(
 
     # The sync engine still has its reserve.
     from shared.quota import spending
-    from shared.sync import sources
+    from shared.sync import clients
 
     with spending("sync"):
         for i in range(3):
-            sources.ticketmaster().search_attractions(f"sync {i}")
+            clients.ticketmaster().search_attractions(f"sync {i}")
     assert len(httpx_mock.get_requests()) == 5
 
 
@@ -303,8 +303,8 @@ def test_without_ticketmaster_configured_search_is_accent_insensitive_and_local(
 ) -> None:
     settings_env.delenv("TICKETMASTER_API_KEY")
     apply(settings_env)
-    from shared.sync import sources
-    sources.configure()
+    from shared.sync import clients
+    clients.configure()
 
     answer = search(client, "beyonce")
 

@@ -10,7 +10,7 @@ from werkzeug.test import Client
 
 from shared.auth import reset_jwks_cache
 from shared.config import get_settings
-from shared.sync import sources
+from shared.sync import clients
 from tests.support.functions import functions_app
 from tests.sync.upstream import Upstream
 
@@ -59,7 +59,7 @@ def spotify(
     monkeypatch.setenv("SPOTIFY_CLIENT_ID", "theset-client-id")
     monkeypatch.setenv("SPOTIFY_CLIENT_SECRET", "spotifySecret0f1e2d3c4b5a69788")
     get_settings.cache_clear()
-    sources.configure(sleep=lambda _seconds: None)
+    clients.configure(sleep=lambda _seconds: None)
     yield Upstream(httpx_mock)
-    sources.configure()
+    clients.configure()
     get_settings.cache_clear()

@@ -7,8 +7,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from shared.web import api_error_for_database_error
-from shared.web import Conflict, NotFound, Unauthorized
+from shared.web import Conflict, NotFound, Unauthorized, api_error_for_database_error
 from tests.support.db import Connection
 
 

@@ -10,7 +10,7 @@ import pytest
 from pytest_httpx import HTTPXMock
 
 from shared.config import get_settings
-from shared.sync import sources
+from shared.sync import clients
 from tests.sync.upstream import INTERNAL_SECRET, SleepRecorder, Upstream
 
 
@@ -29,9 +29,9 @@ def sync_env(
     monkeypatch.setenv("SETLISTFM_API_KEY", "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d")
     monkeypatch.setenv("INTERNAL_SECRET", INTERNAL_SECRET)
     get_settings.cache_clear()
-    sources.configure(sleep=sleeps.sleep)
+    clients.configure(sleep=sleeps.sleep)
     yield database_url
-    sources.configure()
+    clients.configure()
     get_settings.cache_clear()
 
 
