@@ -1,0 +1,243 @@
+-- The ingest RPCs, cheaper per round (issue 12; bench_ingest, before: COPY
+-- 81-110x the ingest rate). Same contract and same rounds as
+-- 20261204100000_ingest_set_based.sql; what changed is how much each round
+-- costs:
+--
+-- * A batch is parsed once. Every statement of a round re-read the jsonb
+--   (ingest_*_rows: four parses of a show batch per call); now the parsed
+--   items are held in one array of a row type (public.ingest_*_item) and
+--   every statement unnests that.
+-- * public.ingest_round groups keys by hashing instead of sorting them in a
+--   window: same rounds.
+-- * The update statement runs only when the round matched existing rows, and
+--   a venue checks whether another venue holds its natural key only when the
+--   input would move the key.
+
+-- The items of a round: every pending item none of whose keys an earlier
+-- pending item has (each key's first item, by hash aggregation).
+create or replace function public.ingest_round(item_ords integer[], item_keys text[])
+returns integer[]
+language sql
+immutable
+set search_path = ''
+as $$
+  with k as (
+    select k.ord, k.key from unnest(item_ords, item_keys) as k(ord, key) where k.key is not null
+  ), first as (
+    select k.key, min(k.ord) as ord from k group by k.key
+  )
+  select coalesce(array_agg(k.ord order by k.ord), '{}')
+    from (select k.ord from k join first as f on f.key = k.key
+           group by k.ord having bool_and(f.ord = k.ord)) as k
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- Shows
+-- ---------------------------------------------------------------------------------------------
+
+-- One parsed show item (public.ingest_show_rows without its ord: an item's
+-- ord is its position in the array).
+create type public.ingest_show_item as (
+  artist_id uuid, venue_id uuid, local_date date, local_time time, starts_at timestamptz,
+  name text, status text, ticket_url text, image_url text, on_sale_at timestamptz,
+  price_min numeric(10, 2), price_max numeric(10, 2), price_currency text, natural_key text
+);
+
+-- Items: {artist_id, venue_id, local_date, local_time, starts_at, name, status,
+-- ticket_url, image_url, on_sale_at, price_min, price_max, price_currency,
+-- external_ids: [{source, id}]}. An event id follows its event: if it pointed
+-- at another show (the event moved to another date), it is re-pointed.
+create or replace function public.ingest_shows(batch jsonb)
+returns table (ord integer, show_id uuid, action text)
+language plpgsql
+set search_path = ''
+as $$
+#variable_conflict use_column
+declare
+  bad integer;
+  items public.ingest_show_item[];
+  natural_keys text[];
+  id_ords integer[];
+  id_sources text[];
+  id_values text[];
+  pending integer[];
+  round_ords integer[];
+  round_ids uuid[];
+  round_new boolean[];
+  inserted uuid[];
+  touched uuid[];
+  out_ords integer[] := '{}';
+  out_ids uuid[] := '{}';
+  out_actions text[] := '{}';
+  rounds integer := 0;
+begin
+  if batch is null or jsonb_typeof(batch) <> 'array' then
+    raise exception 'batch must be a json array' using errcode = '22023';
+  end if;
+
+  select array_agg(x.ord), array_agg(x.source), array_agg(x.external_id)
+    into id_ords, id_sources, id_values
+    from public.ingest_external_ids(batch) as x;
+  select array_agg(i.ord order by i.ord),
+         array_agg(i.artist_id || '|' || i.venue_id || '|' || i.local_date order by i.ord),
+         array_agg(row(i.artist_id, i.venue_id, i.local_date, i.local_time, i.starts_at, i.name,
+                       i.status, i.ticket_url, i.image_url, i.on_sale_at, i.price_min,
+                       i.price_max, i.price_currency,
+                       i.artist_id || '|' || i.venue_id || '|' || i.local_date
+                   )::public.ingest_show_item order by i.ord)
+    into pending, natural_keys, items
+    from public.ingest_show_rows(batch) as i;
+  select min(k.ord) into bad from unnest(pending, natural_keys) as k(ord, key) where k.key is null;
+  if bad is not null then
+    raise exception 'show % needs artist_id, venue_id and local_date', bad using errcode = '22023';
+  end if;
+
+  perform public.sync_lock_keys(public.show_lock_keys(id_sources, id_values, natural_keys));
+
+  while cardinality(pending) > 0 loop
+    rounds := rounds + 1;
+    if rounds > 2 * cardinality(natural_keys) + 1 then
+      raise exception 'ingest_shows made no progress' using errcode = 'XX000';
+    end if;
+
+    with item as (
+      select i.ordinality::integer as ord, i.artist_id, i.venue_id, i.local_date, i.natural_key
+        from unnest(items) with ordinality as i
+       where i.ordinality in (select unnest(pending))
+    ), ids as (
+      select x.ord, x.source, x.external_id
+        from unnest(id_ords, id_sources, id_values) as x(ord, source, external_id)
+       where x.ord in (select unnest(pending))
+    ), by_key as (
+      select item.ord, s.id as show_id
+        from item
+        join public.shows as s
+          on s.artist_id = item.artist_id and s.venue_id = item.venue_id
+         and s.local_date = item.local_date
+    ), by_id as (
+      select ids.ord, m.show_id, m.source, m.external_id
+        from ids
+        join public.show_external_ids as m
+          on m.source = ids.source and m.external_id = ids.external_id
+    ), resolved as (
+      -- The concert we already hold on the natural key (an event that moved
+      -- onto it is that concert), else an event id we know.
+      select item.ord, coalesce(k.show_id, b.show_id) as show_id
+        from item
+        left join by_key as k on k.ord = item.ord
+        left join (select distinct on (b.ord) b.ord, b.show_id from by_id as b
+                    order by b.ord, b.source, b.external_id) as b on b.ord = item.ord
+    ), keyed as (
+      select item.ord, 'key:' || item.natural_key as key from item
+      union all select ids.ord, ids.source || ':' || ids.external_id from ids
+      union all select b.ord, 'row:' || b.show_id from by_id as b
+      union all select k.ord, 'row:' || k.show_id from by_key as k
+    ), round as (
+      select unnest(public.ingest_round(array_agg(k.ord), array_agg(k.key))) as ord from keyed as k
+    )
+    select array_agg(r.ord order by r.ord),
+           array_agg(coalesce(v.show_id, gen_random_uuid()) order by r.ord),
+           array_agg(v.show_id is null order by r.ord)
+      into round_ords, round_ids, round_new
+      from round as r
+      join resolved as v on v.ord = r.ord;
+
+    if true = any (round_new) then
+      with created as (
+        insert into public.shows (id, artist_id, venue_id, local_date, local_time, starts_at, name,
+                                  status, ticket_url, image_url, on_sale_at, price_min, price_max,
+                                  price_currency)
+        select r.id, i.artist_id, i.venue_id, i.local_date, i.local_time, i.starts_at, i.name,
+               i.status, i.ticket_url, i.image_url, i.on_sale_at, i.price_min, i.price_max,
+               i.price_currency
+          from unnest(round_ords, round_ids, round_new) as r(ord, id, is_new)
+          join unnest(items) with ordinality as i on i.ordinality = r.ord
+         where r.is_new
+        on conflict on constraint shows_natural_key do nothing
+        returning id
+      )
+      select array(select created.id from created) into inserted;
+
+      -- A new show whose natural key was taken after all waits for the next round.
+      if cardinality(inserted) < cardinality(array_positions(round_new, true)) then
+        select coalesce(array_agg(r.ord order by r.ord), '{}'),
+               coalesce(array_agg(r.id order by r.ord), '{}'),
+               coalesce(array_agg(r.is_new order by r.ord), '{}')
+          into round_ords, round_ids, round_new
+          from unnest(round_ords, round_ids, round_new) as r(ord, id, is_new)
+         where not r.is_new or r.id in (select unnest(inserted));
+      end if;
+    end if;
+
+    touched := '{}';
+    if false = any (round_new) then
+      with changed as (
+        update public.shows as s
+           set artist_id = n.artist_id, venue_id = n.venue_id, local_date = n.local_date,
+               local_time = n.local_time, starts_at = n.starts_at, name = n.name,
+               status = n.status, ticket_url = n.ticket_url, image_url = n.image_url,
+               on_sale_at = n.on_sale_at, price_min = n.price_min, price_max = n.price_max,
+               price_currency = n.price_currency
+          from (select r.id, i.artist_id, i.venue_id, i.local_date, i.local_time, i.starts_at,
+                       coalesce(i.name, c.name) as name,
+                       i.status,
+                       coalesce(i.ticket_url, c.ticket_url) as ticket_url,
+                       coalesce(i.image_url, c.image_url) as image_url,
+                       coalesce(i.on_sale_at, c.on_sale_at) as on_sale_at,
+                       case when i.price_min is not null then i.price_min else c.price_min end
+                         as price_min,
+                       case when i.price_min is not null then i.price_max else c.price_max end
+                         as price_max,
+                       case when i.price_min is not null
+                            then coalesce(i.price_currency, c.price_currency)
+                            else c.price_currency end as price_currency
+                  from unnest(round_ords, round_ids, round_new) as r(ord, id, is_new)
+                  join unnest(items) with ordinality as i on i.ordinality = r.ord
+                  join public.shows as c on c.id = r.id
+                 where not r.is_new) as n
+         where s.id = n.id
+           and (s.artist_id, s.venue_id, s.local_date, s.local_time, s.starts_at, s.name,
+                s.status, s.ticket_url, s.image_url, s.on_sale_at, s.price_min, s.price_max,
+                s.price_currency)
+               is distinct from
+               (n.artist_id, n.venue_id, n.local_date, n.local_time, n.starts_at, n.name,
+                n.status, n.ticket_url, n.image_url, n.on_sale_at, n.price_min, n.price_max,
+                n.price_currency)
+        returning s.id
+      )
+      select array(select changed.id from changed) into touched;
+    end if;
+
+    with merged as (
+      insert into public.show_external_ids as x (source, external_id, show_id)
+      select e.source, e.external_id, r.id
+        from unnest(id_ords, id_sources, id_values) as e(ord, source, external_id)
+        join unnest(round_ords, round_ids) as r(ord, id) on r.ord = e.ord
+       order by e.source, e.external_id
+      on conflict on constraint show_external_ids_pkey do update
+        set show_id = excluded.show_id
+        where x.show_id <> excluded.show_id
+      returning x.show_id
+    )
+    select touched || array(select merged.show_id from merged) into touched;
+
+    out_ords := out_ords || round_ords;
+    out_ids := out_ids || round_ids;
+    out_actions := out_actions || array(
+      select case when r.is_new then 'created'
+                  when t.id is not null then 'updated'
+                  else 'unchanged' end
+        from unnest(round_ords, round_ids, round_new) with ordinality as r(ord, id, is_new, n)
+        left join (select distinct t.id from unnest(touched) as t(id)) as t on t.id = r.id
+       order by r.n);
+    pending := array(select unnest(pending) except select unnest(round_ords) order by 1);
+  end loop;
+
+  return query
+    select o.ord, o.id, o.action from unnest(out_ords, out_ids, out_actions) as o(ord, id, action)
+     order by o.ord;
+end;
+$$;
+
+revoke execute on function public.ingest_shows(jsonb) from public, anon, authenticated;
+grant execute on function public.ingest_shows(jsonb) to service_role;
