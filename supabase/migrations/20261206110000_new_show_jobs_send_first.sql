@@ -11,6 +11,7 @@
 -- (pgmq.delete, in this transaction: nobody ever sees it) and, like every
 -- entity already pending, goes through public.enqueue_sync_job, the one
 -- place that decides how a pending or running job absorbs a new request.
+-- Those go in entity order, so overlapping batches cannot deadlock.
 create or replace function public.enqueue_sync_jobs(job_kind text, entity_ids uuid[])
 returns integer
 language plpgsql
@@ -20,6 +21,7 @@ declare
   wanted uuid[];
   sent bigint[];
   fresh uuid[];
+  entity uuid;
   queued integer;
 begin
   if job_kind is null then
@@ -61,12 +63,21 @@ begin
     end if;
   end if;
 
-  select count(public.enqueue_sync_job(enqueue_sync_jobs.job_kind, e.entity_id)) into queued
-    from (select e.entity_id from unnest(entity_ids) as e(entity_id) where e.entity_id is not null
-          except
-          select f.entity_id from unnest(fresh) as f(entity_id)) as e;
+  -- In entity order: two overlapping batches lock the pending rows they
+  -- share in one order (unordered, they deadlocked).
+  queued := coalesce(cardinality(fresh), 0);
+  for entity in
+    select e.entity_id from unnest(entity_ids) as e(entity_id) where e.entity_id is not null
+    except
+    select f.entity_id from unnest(fresh) as f(entity_id)
+    order by 1
+  loop
+    if public.enqueue_sync_job(enqueue_sync_jobs.job_kind, entity) is not null then
+      queued := queued + 1;
+    end if;
+  end loop;
 
-  return queued + coalesce(cardinality(fresh), 0);
+  return queued;
 end;
 $$;
 
