@@ -66,6 +66,7 @@ declare
   round_new boolean[];
   inserted uuid[];
   touched uuid[];
+  to_merge bigint;
   out_ords integer[] := '{}';
   out_ids uuid[] := '{}';
   out_actions text[] := '{}';
@@ -137,8 +138,15 @@ begin
     )
     select array_agg(r.ord order by r.ord),
            array_agg(coalesce(v.show_id, gen_random_uuid()) order by r.ord),
-           array_agg(v.show_id is null order by r.ord)
-      into round_ords, round_ids, round_new
+           array_agg(v.show_id is null order by r.ord),
+           -- Ids to merge: unknown, or known for another row. None (an unchanged
+           -- batch): the merge statement is skipped.
+           (select count(*) from ids
+              left join by_id as b
+                on b.ord = ids.ord and b.source = ids.source and b.external_id = ids.external_id
+              left join resolved as w on w.ord = ids.ord
+             where b.show_id is null or b.show_id is distinct from w.show_id)
+      into round_ords, round_ids, round_new, to_merge
       from round as r
       join resolved as v on v.ord = r.ord;
 
@@ -208,18 +216,20 @@ begin
       select array(select changed.id from changed) into touched;
     end if;
 
-    with merged as (
-      insert into public.show_external_ids as x (source, external_id, show_id)
-      select e.source, e.external_id, r.id
-        from unnest(id_ords, id_sources, id_values) as e(ord, source, external_id)
-        join unnest(round_ords, round_ids) as r(ord, id) on r.ord = e.ord
-       order by e.source, e.external_id
-      on conflict on constraint show_external_ids_pkey do update
-        set show_id = excluded.show_id
-        where x.show_id <> excluded.show_id
-      returning x.show_id
-    )
-    select touched || array(select merged.show_id from merged) into touched;
+    if to_merge > 0 then
+      with merged as (
+        insert into public.show_external_ids as x (source, external_id, show_id)
+        select e.source, e.external_id, r.id
+          from unnest(id_ords, id_sources, id_values) as e(ord, source, external_id)
+          join unnest(round_ords, round_ids) as r(ord, id) on r.ord = e.ord
+         order by e.source, e.external_id
+        on conflict on constraint show_external_ids_pkey do update
+          set show_id = excluded.show_id
+          where x.show_id <> excluded.show_id
+        returning x.show_id
+      )
+      select touched || array(select merged.show_id from merged) into touched;
+    end if;
 
     out_ords := out_ords || round_ords;
     out_ids := out_ids || round_ids;
@@ -274,6 +284,7 @@ declare
   round_new boolean[];
   inserted uuid[];
   touched uuid[];
+  to_merge bigint;
   out_ords integer[] := '{}';
   out_ids uuid[] := '{}';
   out_actions text[] := '{}';
@@ -371,8 +382,15 @@ begin
     )
     select array_agg(r.ord order by r.ord),
            array_agg(coalesce(v.venue_id, gen_random_uuid()) order by r.ord),
-           array_agg(v.venue_id is null order by r.ord)
-      into round_ords, round_ids, round_new
+           array_agg(v.venue_id is null order by r.ord),
+           -- Ids to merge: unknown, or known for another row. None (an unchanged
+           -- batch): the merge statement is skipped.
+           (select count(*) from ids
+              left join by_id as b
+                on b.ord = ids.ord and b.source = ids.source and b.external_id = ids.external_id
+              left join resolved as w on w.ord = ids.ord
+             where b.venue_id is null or b.venue_id is distinct from w.venue_id)
+      into round_ords, round_ids, round_new, to_merge
       from round as r
       join resolved as v on v.ord = r.ord;
 
@@ -450,16 +468,18 @@ begin
     select array(select changed.id from changed) into touched;
     end if;
 
-    with merged as (
-      insert into public.venue_external_ids (source, external_id, venue_id)
-      select x.source, x.external_id, r.id
-        from unnest(id_ords, id_sources, id_values) as x(ord, source, external_id)
-        join unnest(round_ords, round_ids) as r(ord, id) on r.ord = x.ord
-       order by x.source, x.external_id
-      on conflict on constraint venue_external_ids_pkey do nothing
-      returning venue_id
-    )
-    select touched || array(select merged.venue_id from merged) into touched;
+    if to_merge > 0 then
+      with merged as (
+        insert into public.venue_external_ids (source, external_id, venue_id)
+        select x.source, x.external_id, r.id
+          from unnest(id_ords, id_sources, id_values) as x(ord, source, external_id)
+          join unnest(round_ords, round_ids) as r(ord, id) on r.ord = x.ord
+         order by x.source, x.external_id
+        on conflict on constraint venue_external_ids_pkey do nothing
+        returning venue_id
+      )
+      select touched || array(select merged.venue_id from merged) into touched;
+    end if;
 
     out_ords := out_ords || round_ords;
     out_ids := out_ids || round_ids;
@@ -510,6 +530,7 @@ declare
   round_ids uuid[];
   round_new boolean[];
   touched uuid[];
+  to_merge bigint;
   out_ords integer[] := '{}';
   out_ids uuid[] := '{}';
   out_actions text[] := '{}';
@@ -600,8 +621,15 @@ begin
     )
     select array_agg(r.ord order by r.ord),
            array_agg(coalesce(v.artist_id, gen_random_uuid()) order by r.ord),
-           array_agg(v.artist_id is null order by r.ord)
-      into round_ords, round_ids, round_new
+           array_agg(v.artist_id is null order by r.ord),
+           -- Ids to merge: unknown, or known for another row. None (an unchanged
+           -- batch): the merge statement is skipped.
+           (select count(*) from ids
+              left join by_id as b
+                on b.ord = ids.ord and b.source = ids.source and b.external_id = ids.external_id
+              left join resolved as w on w.ord = ids.ord
+             where b.artist_id is null or b.artist_id is distinct from w.artist_id)
+      into round_ords, round_ids, round_new, to_merge
       from round as r
       left join resolved as v on v.ord = r.ord;
 
@@ -655,17 +683,19 @@ begin
     select array(select changed.id from changed) into touched;
     end if;
 
-    with merged as (
-      -- Ids from a new source join the entity; an id owned by another artist stays there.
-      insert into public.artist_external_ids (source, external_id, artist_id)
-      select x.source, x.external_id, r.id
-        from unnest(id_ords, id_sources, id_values) as x(ord, source, external_id)
-        join unnest(round_ords, round_ids) as r(ord, id) on r.ord = x.ord
-       order by x.source, x.external_id
-      on conflict on constraint artist_external_ids_pkey do nothing
-      returning artist_id
-    )
-    select touched || array(select merged.artist_id from merged) into touched;
+    if to_merge > 0 then
+      with merged as (
+        -- Ids from a new source join the entity; an id owned by another artist stays there.
+        insert into public.artist_external_ids (source, external_id, artist_id)
+        select x.source, x.external_id, r.id
+          from unnest(id_ords, id_sources, id_values) as x(ord, source, external_id)
+          join unnest(round_ords, round_ids) as r(ord, id) on r.ord = x.ord
+         order by x.source, x.external_id
+        on conflict on constraint artist_external_ids_pkey do nothing
+        returning artist_id
+      )
+      select touched || array(select merged.artist_id from merged) into touched;
+    end if;
 
     out_ords := out_ords || round_ords;
     out_ids := out_ids || round_ids;
