@@ -12,6 +12,12 @@
 -- * The update statement runs only when the round matched existing rows, and
 --   a venue checks whether another venue holds its natural key only when the
 --   input would move the key.
+-- * The external-id merge runs only when the round has an id that is unknown
+--   or known for another row (an unchanged batch writes and probes nothing).
+--
+-- The floor these cannot go below is the same rows written by plain INSERT
+-- ... SELECT (bench_ingest prints it: 15-18x COPY here), so the issue's 10x
+-- of COPY is out of reach for any ingest into these tables as they are.
 
 -- The items of a round: every pending item none of whose keys an earlier
 -- pending item has (each key's first item, by hash aggregation).
@@ -419,53 +425,53 @@ begin
 
     touched := '{}';
     if false = any (round_new) then
-    with changed as (
-      update public.venues as v
-         set name = n.name, city = n.city, state = n.state, state_code = n.state_code,
-             country_code = n.country_code, country = n.country, address = n.address,
-             postal_code = n.postal_code, timezone = n.timezone, latitude = n.latitude,
-             longitude = n.longitude
-        from (select r.id,
-                     case when m.renames then i.name else c.name end as name,
-                     case when m.renames then coalesce(i.city_given, c.city) else c.city end
-                       as city,
-                     case when m.renames then coalesce(i.country_code, c.country_code)
-                          else c.country_code end as country_code,
-                     coalesce(i.state, c.state) as state,
-                     coalesce(i.state_code, c.state_code) as state_code,
-                     coalesce(i.country, c.country) as country,
-                     coalesce(i.address, c.address) as address,
-                     coalesce(i.postal_code, c.postal_code) as postal_code,
-                     coalesce(i.timezone, c.timezone) as timezone,
-                     coalesce(i.latitude, c.latitude) as latitude,
-                     coalesce(i.longitude, c.longitude) as longitude
-                from unnest(round_ords, round_ids, round_new) as r(ord, id, is_new)
-                join unnest(items) with ordinality as i on i.ordinality = r.ord
-                join public.venues as c on c.id = r.id
-                -- Renames move the natural key: only when no other venue holds the new one
-                -- (none does when the key stays the venue's own: it is unique).
-                cross join lateral (
-                  select case
-                           when (i.name_key, i.city_key, coalesce(i.country_code, c.country_code))
-                                is not distinct from (c.name_key, c.city_key, c.country_code)
-                           then true
-                           else not exists (
-                                  select 1 from public.venues as o
-                                   where o.name_key = i.name_key
-                                     and o.city_key = i.city_key
-                                     and o.country_code is not distinct from
-                                         coalesce(i.country_code, c.country_code)
-                                     and o.id <> r.id) end as renames) as m
-               where not r.is_new) as n
-       where v.id = n.id
-         and (v.name, v.city, v.state, v.state_code, v.country_code, v.country, v.address,
-              v.postal_code, v.timezone, v.latitude, v.longitude)
-             is distinct from
-             (n.name, n.city, n.state, n.state_code, n.country_code, n.country, n.address,
-              n.postal_code, n.timezone, n.latitude, n.longitude)
-      returning v.id
-    )
-    select array(select changed.id from changed) into touched;
+      with changed as (
+        update public.venues as v
+           set name = n.name, city = n.city, state = n.state, state_code = n.state_code,
+               country_code = n.country_code, country = n.country, address = n.address,
+               postal_code = n.postal_code, timezone = n.timezone, latitude = n.latitude,
+               longitude = n.longitude
+          from (select r.id,
+                       case when m.renames then i.name else c.name end as name,
+                       case when m.renames then coalesce(i.city_given, c.city) else c.city end
+                         as city,
+                       case when m.renames then coalesce(i.country_code, c.country_code)
+                            else c.country_code end as country_code,
+                       coalesce(i.state, c.state) as state,
+                       coalesce(i.state_code, c.state_code) as state_code,
+                       coalesce(i.country, c.country) as country,
+                       coalesce(i.address, c.address) as address,
+                       coalesce(i.postal_code, c.postal_code) as postal_code,
+                       coalesce(i.timezone, c.timezone) as timezone,
+                       coalesce(i.latitude, c.latitude) as latitude,
+                       coalesce(i.longitude, c.longitude) as longitude
+                  from unnest(round_ords, round_ids, round_new) as r(ord, id, is_new)
+                  join unnest(items) with ordinality as i on i.ordinality = r.ord
+                  join public.venues as c on c.id = r.id
+                  -- Renames move the natural key: only when no other venue holds the new one
+                  -- (none does when the key stays the venue's own: it is unique).
+                  cross join lateral (
+                    select case
+                             when (i.name_key, i.city_key, coalesce(i.country_code, c.country_code))
+                                  is not distinct from (c.name_key, c.city_key, c.country_code)
+                             then true
+                             else not exists (
+                                    select 1 from public.venues as o
+                                     where o.name_key = i.name_key
+                                       and o.city_key = i.city_key
+                                       and o.country_code is not distinct from
+                                           coalesce(i.country_code, c.country_code)
+                                       and o.id <> r.id) end as renames) as m
+                 where not r.is_new) as n
+         where v.id = n.id
+           and (v.name, v.city, v.state, v.state_code, v.country_code, v.country, v.address,
+                v.postal_code, v.timezone, v.latitude, v.longitude)
+               is distinct from
+               (n.name, n.city, n.state, n.state_code, n.country_code, n.country, n.address,
+                n.postal_code, n.timezone, n.latitude, n.longitude)
+        returning v.id
+      )
+      select array(select changed.id from changed) into touched;
     end if;
 
     if to_merge > 0 then
@@ -648,39 +654,39 @@ begin
     -- columns that are still empty.
     touched := '{}';
     if false = any (round_new) then
-    with changed as (
-      update public.artists as a
-         set name = n.name, image_url = n.image_url, genres = n.genres,
-             popularity = n.popularity, followers = n.followers,
-             ticketmaster_url = n.ticketmaster_url, spotify_url = n.spotify_url
-        from (select r.id,
-                     case when mode = 'replace' then i.name else c.name end as name,
-                     case when mode = 'replace' then coalesce(i.image_url, c.image_url)
-                          else coalesce(c.image_url, i.image_url) end as image_url,
-                     case when mode = 'replace' or cardinality(c.genres) = 0
-                          then coalesce(i.genres, c.genres) else c.genres end as genres,
-                     case when mode = 'replace' then coalesce(i.popularity, c.popularity)
-                          else coalesce(c.popularity, i.popularity) end as popularity,
-                     case when mode = 'replace' then coalesce(i.followers, c.followers)
-                          else coalesce(c.followers, i.followers) end as followers,
-                     case when mode = 'replace' then coalesce(i.ticketmaster_url, c.ticketmaster_url)
-                          else coalesce(c.ticketmaster_url, i.ticketmaster_url) end
-                       as ticketmaster_url,
-                     case when mode = 'replace' then coalesce(i.spotify_url, c.spotify_url)
-                          else coalesce(c.spotify_url, i.spotify_url) end as spotify_url
-                from unnest(round_ords, round_ids, round_new) as r(ord, id, is_new)
-                join unnest(items) with ordinality as i on i.ordinality = r.ord
-                join public.artists as c on c.id = r.id
-               where not r.is_new) as n
-       where a.id = n.id
-         and (a.name, a.image_url, a.genres, a.popularity, a.followers, a.ticketmaster_url,
-              a.spotify_url)
-             is distinct from
-             (n.name, n.image_url, n.genres, n.popularity, n.followers, n.ticketmaster_url,
-              n.spotify_url)
-      returning a.id
-    )
-    select array(select changed.id from changed) into touched;
+      with changed as (
+        update public.artists as a
+           set name = n.name, image_url = n.image_url, genres = n.genres,
+               popularity = n.popularity, followers = n.followers,
+               ticketmaster_url = n.ticketmaster_url, spotify_url = n.spotify_url
+          from (select r.id,
+                       case when mode = 'replace' then i.name else c.name end as name,
+                       case when mode = 'replace' then coalesce(i.image_url, c.image_url)
+                            else coalesce(c.image_url, i.image_url) end as image_url,
+                       case when mode = 'replace' or cardinality(c.genres) = 0
+                            then coalesce(i.genres, c.genres) else c.genres end as genres,
+                       case when mode = 'replace' then coalesce(i.popularity, c.popularity)
+                            else coalesce(c.popularity, i.popularity) end as popularity,
+                       case when mode = 'replace' then coalesce(i.followers, c.followers)
+                            else coalesce(c.followers, i.followers) end as followers,
+                       case when mode = 'replace' then coalesce(i.ticketmaster_url, c.ticketmaster_url)
+                            else coalesce(c.ticketmaster_url, i.ticketmaster_url) end
+                         as ticketmaster_url,
+                       case when mode = 'replace' then coalesce(i.spotify_url, c.spotify_url)
+                            else coalesce(c.spotify_url, i.spotify_url) end as spotify_url
+                  from unnest(round_ords, round_ids, round_new) as r(ord, id, is_new)
+                  join unnest(items) with ordinality as i on i.ordinality = r.ord
+                  join public.artists as c on c.id = r.id
+                 where not r.is_new) as n
+         where a.id = n.id
+           and (a.name, a.image_url, a.genres, a.popularity, a.followers, a.ticketmaster_url,
+                a.spotify_url)
+               is distinct from
+               (n.name, n.image_url, n.genres, n.popularity, n.followers, n.ticketmaster_url,
+                n.spotify_url)
+        returning a.id
+      )
+      select array(select changed.id from changed) into touched;
     end if;
 
     if to_merge > 0 then
