@@ -177,18 +177,24 @@ def ingest_venues(conn: Connection, records: Sequence[VenueRecord]) -> list[Reso
 # -- shows -----------------------------------------------------------------------------------
 
 
+def _iso(value: date | time | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
 def show_item(record: ShowRecord, artist_id: uuid.UUID, venue_id: uuid.UUID) -> dict[str, Any]:
+    # Ids and dates as JSON text already: a batch of shows is serialised without
+    # a fallback call per value.
     return {
-        "artist_id": artist_id,
-        "venue_id": venue_id,
-        "local_date": record.local_date,
-        "local_time": record.local_time,
-        "starts_at": record.starts_at,
+        "artist_id": str(artist_id),
+        "venue_id": str(venue_id),
+        "local_date": record.local_date.isoformat(),
+        "local_time": _iso(record.local_time),
+        "starts_at": _iso(record.starts_at),
         "name": record.name,
         "status": record.status,
         "ticket_url": record.ticket_url,
         "image_url": record.image_url,
-        "on_sale_at": record.on_sale_at,
+        "on_sale_at": _iso(record.on_sale_at),
         "price_min": record.price_min,
         "price_max": record.price_max,
         "price_currency": record.price_currency,

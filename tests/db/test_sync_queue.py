@@ -81,6 +81,46 @@ def test_completing_a_job_releases_it_in_the_same_transaction(db: Connection) ->
     assert again is not None and again["id"] is not None
 
 
+def _pending_rows_name_their_messages(db: Connection) -> bool:
+    mismatched = db.execute(
+        "select count(*) as n from public.sync_pending_jobs p"
+        " left join pgmq.q_sync q on q.msg_id = p.msg_id"
+        " where q.message ->> 'kind' is distinct from p.job_kind"
+        " or (q.message ->> 'entity_id')::uuid is distinct from p.entity_id").fetchone()
+    return mismatched == {"n": 0}
+
+
+def test_a_batch_enqueue_sends_one_message_per_entity_not_yet_pending(db: Connection) -> None:
+    pending, new, other = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    db.execute("select public.enqueue_sync_job('create_setlist', %s)", [pending])
+    queued = db.execute(
+        "select public.enqueue_sync_jobs('create_setlist', %s::uuid[]) as n",
+        [[new, pending, new, None, other]]).fetchone()
+    assert queued == {"n": 2}
+    entities = sorted(entity for _, entity in _messages(db))
+    assert entities == sorted(str(e) for e in (pending, new, other))
+    assert _pending_rows_name_their_messages(db)
+
+
+def test_overlapping_batch_enqueues_at_once_send_one_message_per_entity(
+    database_url: str, db: Connection
+) -> None:
+    entities = [uuid.uuid4() for _ in range(40)]
+    barrier = threading.Barrier(8)
+
+    def enqueue(seed: int) -> None:
+        some = entities[seed * 4 : seed * 4 + 20]  # each overlaps its neighbours
+        with psycopg.connect(database_url) as conn:
+            barrier.wait()
+            conn.execute("select public.enqueue_sync_jobs('create_setlist', %s::uuid[])",
+                         [some[::-1] if seed % 2 else some])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(enqueue, range(8)))
+    assert sorted(entity for _, entity in _messages(db)) == sorted(str(e) for e in entities)
+    assert _pending_rows_name_their_messages(db)
+
+
 def _messages(db: Connection) -> list[tuple[str, str]]:
     return [
         (r["message"]["kind"], r["message"]["entity_id"])
