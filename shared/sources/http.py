@@ -32,10 +32,10 @@ from tenacity import (
     wait_random,
 )
 
-from shared.config import Settings
+from shared.config import Settings, get_settings
 from shared.logging import get_logger
 from shared.quota import DailyQuota, before_upstream_call, current_share
-from shared.sources.calllog import ApiCall, CallObserver, Outcome
+from shared.sources.calllog import ApiCall, ApiCallLog, CallObserver, Outcome
 from shared.sources.errors import (
     BadCredentials,
     ClientError,
@@ -48,7 +48,7 @@ from shared.sources.errors import (
     SourceError,
     UpstreamError,
 )
-from shared.sources.ratelimit import RateLimiter
+from shared.sources.ratelimit import DatabaseRateLimiter, RateLimiter
 
 # httpx logs every request URL at INFO, and Ticketmaster's URL carries the API
 # key in its query string: keep that logger quiet whatever the root level.
@@ -544,6 +544,38 @@ class SourceClient:
             clock=clock,
             classify=classify,
             daily_quota=daily_quota,
+        )
+
+    @classmethod
+    def settings_credentials(cls, settings: Settings) -> dict[str, Any]:
+        """The provider's own constructor arguments (credentials, base URLs) from the
+        settings; ``ConfigurationError`` when they are missing."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings | None = None,
+        *,
+        limiter: RateLimiter | None = None,
+        observer: CallObserver | None = None,
+        sleep: Sleep = time.sleep,
+        max_slot_wait_seconds: float | None = None,
+    ) -> Self:
+        """A client configured from the environment: its credentials, the provider's
+        rate and daily quota, the Postgres rate limiter and the ``api_calls`` log."""
+        settings = settings or get_settings()
+        # Each client's constructor takes its own credentials and these, by keyword.
+        construct: Callable[..., Self] = cls
+        return construct(
+            **cls.settings_credentials(settings),
+            requests_per_second=getattr(settings, f"{cls.provider}_requests_per_second"),
+            timeout_seconds=settings.http_timeout_seconds,
+            limiter=limiter or DatabaseRateLimiter(),
+            observer=observer or ApiCallLog(),
+            sleep=sleep,
+            retry=cls.settings_retry(settings, max_slot_wait_seconds),
+            daily_quota=settings.daily_quota(cls.provider),
         )
 
     @classmethod

@@ -10,13 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from datetime import date
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import SecretStr
 
-from shared.config import Settings, get_settings
+from shared.config import Settings
 from shared.quota import DailyQuota
-from shared.sources.calllog import ApiCallLog, CallObserver
+from shared.sources.calllog import CallObserver
 from shared.sources.errors import ConfigurationError, NotFound
 from shared.sources.http import (
     Clock,
@@ -25,7 +25,7 @@ from shared.sources.http import (
     Sleep,
     SourceClient,
 )
-from shared.sources.ratelimit import DatabaseRateLimiter, RateLimiter
+from shared.sources.ratelimit import RateLimiter
 from shared.sources.setlistfm_models import Artist, ArtistsPage, Setlist, SetlistsPage
 
 PageT = TypeVar("PageT", ArtistsPage, SetlistsPage)
@@ -75,29 +75,10 @@ class SetlistFmClient(SourceClient):
         )
 
     @classmethod
-    def from_settings(
-        cls,
-        settings: Settings | None = None,
-        *,
-        limiter: RateLimiter | None = None,
-        observer: CallObserver | None = None,
-        sleep: Sleep = time.sleep,
-        max_slot_wait_seconds: float | None = None,
-    ) -> SetlistFmClient:
-        settings = settings or get_settings()
+    def settings_credentials(cls, settings: Settings) -> dict[str, Any]:
         if settings.setlistfm_api_key is None:
             raise ConfigurationError("setlistfm", "-", "SETLISTFM_API_KEY is not set")
-        return cls(
-            api_key=settings.setlistfm_api_key,
-            base_url=settings.setlistfm_base_url,
-            requests_per_second=settings.setlistfm_requests_per_second,
-            timeout_seconds=settings.http_timeout_seconds,
-            limiter=limiter or DatabaseRateLimiter(),
-            observer=observer or ApiCallLog(),
-            sleep=sleep,
-            retry=cls.settings_retry(settings, max_slot_wait_seconds),
-            daily_quota=settings.daily_quota("setlistfm"),
-        )
+        return {"api_key": settings.setlistfm_api_key, "base_url": settings.setlistfm_base_url}
 
     # -- endpoints ---------------------------------------------------------------------------
 

@@ -19,14 +19,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import httpx
 from pydantic import SecretStr
 
-from shared.config import Settings, get_settings
+from shared.config import Settings
 from shared.quota import DailyQuota
-from shared.sources.calllog import ApiCallLog, CallObserver
+from shared.sources.calllog import CallObserver
 from shared.sources.errors import (
     BadCredentials,
     ConfigurationError,
@@ -42,7 +42,7 @@ from shared.sources.http import (
     json_field,
     parse_retry_after,
 )
-from shared.sources.ratelimit import DatabaseRateLimiter, RateLimiter
+from shared.sources.ratelimit import RateLimiter
 from shared.sources.spotify_models import (
     AccessToken,
     AlbumsPaging,
@@ -129,33 +129,17 @@ class SpotifyClient(SourceClient):
         )
 
     @classmethod
-    def from_settings(
-        cls,
-        settings: Settings | None = None,
-        *,
-        limiter: RateLimiter | None = None,
-        observer: CallObserver | None = None,
-        sleep: Sleep = time.sleep,
-        max_slot_wait_seconds: float | None = None,
-    ) -> SpotifyClient:
-        settings = settings or get_settings()
+    def settings_credentials(cls, settings: Settings) -> dict[str, Any]:
         if not settings.spotify_client_id or settings.spotify_client_secret is None:
             raise ConfigurationError(
                 "spotify", "-", "SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET must be set"
             )
-        return cls(
-            client_id=settings.spotify_client_id,
-            client_secret=settings.spotify_client_secret,
-            api_base_url=settings.spotify_api_base_url,
-            accounts_base_url=settings.spotify_accounts_base_url,
-            requests_per_second=settings.spotify_requests_per_second,
-            timeout_seconds=settings.http_timeout_seconds,
-            limiter=limiter or DatabaseRateLimiter(),
-            observer=observer or ApiCallLog(),
-            sleep=sleep,
-            retry=cls.settings_retry(settings, max_slot_wait_seconds),
-            daily_quota=settings.daily_quota("spotify"),
-        )
+        return {
+            "client_id": settings.spotify_client_id,
+            "client_secret": settings.spotify_client_secret,
+            "api_base_url": settings.spotify_api_base_url,
+            "accounts_base_url": settings.spotify_accounts_base_url,
+        }
 
     # -- catalogue (app token) ---------------------------------------------------------------
 

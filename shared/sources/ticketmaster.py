@@ -11,14 +11,15 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-from shared.config import Settings, get_settings
+from shared.config import Settings
 from shared.logging import get_logger
 from shared.quota import DailyQuota
-from shared.sources.calllog import ApiCallLog, CallObserver
+from shared.sources.calllog import CallObserver
 from shared.sources.errors import ConfigurationError, RateLimited, SourceError
 from shared.sources.http import (
     Clock,
@@ -29,7 +30,7 @@ from shared.sources.http import (
     json_field,
     parse_retry_after,
 )
-from shared.sources.ratelimit import DatabaseRateLimiter, RateLimiter
+from shared.sources.ratelimit import RateLimiter
 from shared.sources.ticketmaster_models import (
     MUSIC_SEGMENT_ID,
     Attraction,
@@ -94,29 +95,13 @@ class TicketmasterClient(SourceClient):
         )
 
     @classmethod
-    def from_settings(
-        cls,
-        settings: Settings | None = None,
-        *,
-        limiter: RateLimiter | None = None,
-        observer: CallObserver | None = None,
-        sleep: Sleep = time.sleep,
-        max_slot_wait_seconds: float | None = None,
-    ) -> TicketmasterClient:
-        settings = settings or get_settings()
+    def settings_credentials(cls, settings: Settings) -> dict[str, Any]:
         if settings.ticketmaster_api_key is None:
             raise ConfigurationError("ticketmaster", "-", "TICKETMASTER_API_KEY is not set")
-        return cls(
-            api_key=settings.ticketmaster_api_key,
-            base_url=settings.ticketmaster_base_url,
-            requests_per_second=settings.ticketmaster_requests_per_second,
-            timeout_seconds=settings.http_timeout_seconds,
-            limiter=limiter or DatabaseRateLimiter(),
-            observer=observer or ApiCallLog(),
-            sleep=sleep,
-            retry=cls.settings_retry(settings, max_slot_wait_seconds),
-            daily_quota=settings.daily_quota("ticketmaster"),
-        )
+        return {
+            "api_key": settings.ticketmaster_api_key,
+            "base_url": settings.ticketmaster_base_url,
+        }
 
     # -- endpoints ---------------------------------------------------------------------------
 
