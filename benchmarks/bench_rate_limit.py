@@ -28,13 +28,13 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 from devstack.scratch import scratch_database
+from devstack.stub_server import most_in_any_window, stamp_send_time, stub_server
 from shared.config import get_settings
 from shared.sources.calllog import ApiCall
 from shared.sources.errors import Provider
 from shared.sources.setlistfm import SetlistFmClient
 from shared.sources.spotify import SpotifyClient
 from shared.sources.ticketmaster import TicketmasterClient
-from tests.sources.stub_server import most_in_any_window, stamp_send_time, stub_server
 
 MAX_SECONDS = 120.0
 STARTUP_TIMEOUT = 60.0

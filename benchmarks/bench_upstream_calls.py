@@ -18,6 +18,7 @@ Usage: ``python -m benchmarks.bench_upstream_calls [--database-url URL]``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import threading
 import time
@@ -28,13 +29,21 @@ from typing import Any
 
 from werkzeug.test import Client
 
+from devstack.migrate import PROJECT_ROOT
 from devstack.scratch import scratch_database
 from devstack.server import FUNCTIONS_DIR, build_app
+from devstack.stub_server import StubServer, stub_server
 from shared import db
 from shared.config import get_settings
 from shared.sync import clients
-from tests.sources.conftest import payload
-from tests.sources.stub_server import StubServer, stub_server
+
+# The real-shaped payloads the source tests use (data files, not test code).
+PAYLOADS = PROJECT_ROOT / "tests" / "sources" / "payloads"
+
+
+def payload(name: str) -> Any:
+    return json.loads((PAYLOADS / name).read_text(encoding="utf-8"))
+
 
 TM_ID = "K8vZ9171ob7"
 SPOTIFY_ID = "0OdUWJ0sBjDrqHygGUXeCF"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 from pydantic import SecretStr
 
+from devstack.stub_server import stub_server
 from shared.config import Settings
 from shared.sources.setlistfm import SetlistFmClient
 from shared.sources.spotify import SpotifyClient
@@ -17,7 +18,6 @@ from tests.sources.conftest import (
     NoWaitLimiter,
     payload,
 )
-from tests.sources.stub_server import stub_server
 
 
 def settings(**overrides: object) -> Settings:

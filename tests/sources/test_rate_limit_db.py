@@ -15,12 +15,12 @@ import pytest
 from pydantic import SecretStr
 from pytest_httpx import HTTPXMock
 
+from devstack.stub_server import stub_server
 from shared.sources.errors import Provider, QuotaExhausted, RateLimited
 from shared.sources.http import RATE_HEADROOM, RetryPolicy
 from shared.sources.ratelimit import DatabaseRateLimiter
 from shared.sources.ticketmaster import TicketmasterClient
 from tests.sources.conftest import TM_BASE, TM_KEY, CollectingObserver, payload
-from tests.sources.stub_server import stub_server
 from tests.support.db import Connection
 
 WORKER = Path(__file__).with_name("rate_limit_worker.py")

@@ -1,6 +1,6 @@
 """A loopback HTTP server standing in for the sources; records when each request arrived.
 
-Used by the cross-process rate-limit test and by ``benchmarks/bench_rate_limit.py``.
+Used by the source tests and by the benchmarks (``bench_rate_limit``, ``bench_upstream_calls``).
 """
 
 from __future__ import annotations
