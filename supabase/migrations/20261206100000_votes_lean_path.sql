@@ -157,12 +157,7 @@ set search_path = ''
 as $$
 declare
   caller uuid := public.acting_fan('vote');
-  song_setlist uuid;
-  setlist_kind text;
-  song_show uuid;
-  show_status text;
-  closes_at timestamptz;
-  known_user boolean;
+  song record;  -- the setlist song (entry), its setlist's kind, show, closing, the account
   used integer;
   votes_limit constant integer := public.votes_per_show_limit();
   has_voted boolean;
@@ -172,10 +167,10 @@ begin
       using errcode = '22004', hint = 'missing_argument';
   end if;
 
-  select ss.setlist_id, sl.kind, sl.show_id, s.status,
-         public.voting_closes_at(s.starts_at, s.local_date, s.local_time, v.timezone),
-         exists (select 1 from auth.users u where u.id = caller)
-    into song_setlist, setlist_kind, song_show, show_status, closes_at, known_user
+  select ss as entry, sl.kind, sl.show_id, s.status,
+         public.voting_closes_at(s.starts_at, s.local_date, s.local_time, v.timezone) as closes_at,
+         exists (select 1 from auth.users u where u.id = caller) as known_user
+    into song
     from public.setlist_songs ss
     join public.setlists sl on sl.id = ss.setlist_id
     join public.shows s on s.id = sl.show_id
@@ -184,14 +179,14 @@ begin
   if not found then
     raise exception 'no such setlist song' using errcode = 'P0002', hint = 'setlist_song_not_found';
   end if;
-  if setlist_kind <> 'predicted' then
+  if song.kind <> 'predicted' then
     raise exception 'only the predicted setlist takes votes'
       using errcode = 'PT409', hint = 'setlist_not_votable';
   end if;
-  if show_status in ('cancelled', 'removed') or closes_at <= now() then
+  if song.status in ('cancelled', 'removed') or song.closes_at <= now() then
     raise exception 'voting on this show is closed' using errcode = 'PT409', hint = 'voting_closed';
   end if;
-  if not known_user then
+  if not song.known_user then
     raise exception 'this account no longer exists' using errcode = 'PT401', hint = 'unknown_user';
   end if;
 
@@ -200,12 +195,12 @@ begin
   -- statement of its own, after the lock: it sees what this voter's previous
   -- request committed.
   perform pg_advisory_xact_lock(hashtextextended('cast_vote:' || caller::text || ':'
-                                                 || song_show::text, 0));
+                                                 || song.show_id::text, 0));
   select count(*)::integer, coalesce(bool_or(vo.setlist_song_id = cast_vote.setlist_song_id), false)
     into used, has_voted
     from public.votes vo
     join public.setlist_songs ss on ss.id = vo.setlist_song_id
-   where vo.user_id = caller and ss.setlist_id = song_setlist;
+   where vo.user_id = caller and ss.setlist_id = (song.entry).setlist_id;
 
   if cast_vote.vote and not has_voted then
     if used >= votes_limit then
@@ -226,10 +221,9 @@ begin
 
   return jsonb_build_object(
     'setlist_song_id', cast_vote.setlist_song_id,
-    'setlist_id', song_setlist,
-    'show_id', song_show,
-    'vote_count', (select public.exact_vote_count(ss) from public.setlist_songs ss
-                    where ss.id = cast_vote.setlist_song_id),
+    'setlist_id', (song.entry).setlist_id,
+    'show_id', song.show_id,
+    'vote_count', public.exact_vote_count(song.entry),
     'voted', has_voted,
     'votes_used', used,
     'votes_limit', votes_limit);
