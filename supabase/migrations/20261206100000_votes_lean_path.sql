@@ -60,9 +60,10 @@
 --    heap visits a read on a song voted for at 1,000/s, against 16 slot rows.
 --    Not built; the slot update costs about 20-30 us of the ~165 us below
 --    (an insert that updates its slot against one with no tally at all).
---  * The benchmark cannot show ~30% less CPU here: it is noise-bound on 2
---    cores shared with other test runs (ratios 0.94 to 1.14 in one hour, and
---    main's SQL gave 1.01 and 1.12 under the same benchmark). Per request
+--  * The benchmark shows less than ~30% less CPU: it is noise-bound on 2
+--    cores shared with other test runs (ratios 0.94 to 1.35 over an hour;
+--    main's SQL gave 0.97 to 1.12 under the same benchmark; cast_vote ~20%
+--    more votes/s than main's in the quietest runs). Per request
 --    (claims, role, call, durable commit), the server spends ~100 us on an
 --    empty request, ~400 us on a vote, ~280 us on the plain UPDATE; more
 --    than half of a vote is now request, executor start-up, commit and
