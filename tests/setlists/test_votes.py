@@ -300,3 +300,31 @@ def test_removing_a_setlist_song_with_votes_works(database_url: str, db: Connect
     assert scalar(db, "select count(*) from public.votes") == 0
     assert scalar(db, "select count(*) from public.vote_tallies") == 0
     assert flush(db) == []
+
+
+def test_every_writer_of_votes_keeps_the_slots_exact(db: Connection) -> None:
+    # Not only cast_vote: the seed and backend jobs insert votes directly. The
+    # first vote of a song creates its slot before the foreign-key check looks
+    # for it; an insert that ON CONFLICT skips counts nothing.
+    stage = build_stage(db)
+    fan, other = create_user(db), create_user(db)
+    x, y = stage.entries[0], stage.entries[1]
+    assert scalar(db, "select count(*) from public.vote_tallies") == 0
+    db.execute("insert into public.votes (user_id, setlist_song_id) values (%s, %s)", [fan, x])
+    skipped = db.execute("insert into public.votes (user_id, setlist_song_id) values (%s, %s)"
+                         " on conflict do nothing", [fan, x])
+    assert skipped.rowcount == 0
+    db.execute("insert into public.votes (user_id, setlist_song_id) values (%s, %s)", [other, x])
+    assert (count_of(db, x), rows_of(db, x)) == (2, 2)
+    # A vote moved to another song (or slot) moves its count.
+    db.execute("update public.votes set setlist_song_id = %s where user_id = %s", [y, fan])
+    db.execute("update public.votes set slot = (slot + 1) %% 16 where user_id = %s", [other])
+    assert [(count_of(db, e), rows_of(db, e)) for e in (x, y)] == [(1, 1), (1, 1)]
+    slots = db.execute(
+        "select t.setlist_song_id, t.slot, t.votes,"
+        "       (select count(*) from public.votes v"
+        "         where v.setlist_song_id = t.setlist_song_id and v.slot = t.slot) as rows"
+        "  from public.vote_tallies t").fetchall()
+    assert all(s["votes"] == s["rows"] for s in slots)
+    db.execute("delete from public.votes")
+    assert [count_of(db, e) for e in (x, y)] == [0, 0]

@@ -2,7 +2,7 @@
 begin;
 select plan(18);
 
-select has_trigger('public', 'votes', 'votes_maintain_count', 'vote counts follow the votes');
+select has_trigger('public', 'votes', 'Count_votes', 'vote counts follow the votes');
 select has_trigger('public', 'shows', 'shows_queue_setlist', 'new shows queue their setlist');
 select has_function('public', 'queue_setlists_for_artist', array['uuid'],
                     'new songs (ingest_songs) queue missing setlists');
