@@ -61,13 +61,13 @@ import psycopg
 from psycopg.rows import dict_row
 
 from devstack.cluster import free_port
+from devstack.fixtures import BAND_OF_HORSES_SONGS
 from devstack.migrate import PROJECT_ROOT
 from devstack.scratch import scratch_database
 from devstack.tokens import mint_local_token
 from devstack.vote_broadcasts import Flush
 from devstack.vote_broadcasts import run as run_broadcasts
 from shared.db import Connection
-from tests.support.catalogue import BAND_OF_HORSES_SONGS
 
 MAX_SECONDS = 60.0
 STARTUP_TIMEOUT = 60.0

@@ -188,10 +188,10 @@ def test_the_new_show_webhook_posts_what_create_setlist_accepts(
     show posts Supabase's Database Webhook payload, which create_setlist takes."""
     from werkzeug.test import Client
 
+    from devstack.fixtures import BAND_OF_HORSES_SONGS
     from devstack.server import build_app
     from shared.config import get_settings
     from tests.support.catalogue import (
-        BAND_OF_HORSES_SONGS,
         insert_artist,
         insert_show,
         insert_songs,

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.rows import dict_row
 
+from devstack.fixtures import BAND_OF_HORSES_SONGS
 from tests.support.catalogue import (
-    BAND_OF_HORSES_SONGS,
     insert_artist,
     insert_show,
     insert_songs,

@@ -11,9 +11,10 @@ import jwt
 import pytest
 from werkzeug.test import Client, TestResponse
 
+from devstack.fixtures import BAND_OF_HORSES_SONGS
 from tests.setlists.conftest import HS_SECRET, ISSUER
 from tests.setlists.helpers import PHISH_SONGS, build_stage, create_users, run_concurrently, scalar
-from tests.support.catalogue import BAND_OF_HORSES_SONGS, insert_artist, insert_songs
+from tests.support.catalogue import insert_artist, insert_songs
 from tests.support.db import Connection, create_user
 
 

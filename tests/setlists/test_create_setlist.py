@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from werkzeug.test import Client, TestResponse
 
+from devstack.fixtures import BAND_OF_HORSES_SONGS
 from shared import setlists
 from shared.sync import jobs as sync_jobs
 from shared.sync.catalogue import import_artist_catalogue
@@ -25,7 +26,6 @@ from tests.setlists.conftest import INTERNAL_SECRET
 from tests.setlists.helpers import build_stage, run_concurrently, scalar
 from tests.sources.conftest import payload
 from tests.support.catalogue import (
-    BAND_OF_HORSES_SONGS,
     insert_artist,
     insert_show,
     insert_songs,

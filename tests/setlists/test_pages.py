@@ -9,8 +9,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from devstack.fixtures import BAND_OF_HORSES_SONGS
 from tests.setlists.helpers import build_stage, cast_vote
-from tests.support.catalogue import BAND_OF_HORSES_SONGS, insert_show, insert_venue
+from tests.support.catalogue import insert_show, insert_venue
 from tests.support.db import Connection, create_user, request_as
 
 

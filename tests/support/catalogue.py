@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from devstack.fixtures import BAND_OF_HORSES_SONGS
 from tests.support.db import Connection
 
 
@@ -70,13 +71,6 @@ def insert_songs(db: Connection, artist_id: uuid.UUID, titles: list[str]) -> lis
         db.execute("select public.queue_setlists_for_artist(%s)", [artist_id])
     return ids
 
-
-# Real Band of Horses songs: singles from several albums, then the rest of
-# "Infinite Arms" (the album of the Spotify test payloads).
-BAND_OF_HORSES_SONGS = ["The Funeral", "No One's Gonna Love You", "Is There a Ghost", "Laredo",
-                        "Ode to LRC", "Casual Party", "Factory", "Compliments", "Blue Beard",
-                        "On My Way Back Home", "Infinite Arms", "Dilly", "Evening Kitchen",
-                        "Older", "For Annabelle", "NW Apt."]
 
 
 def insert_show_with_catalogue(db: Connection) -> ShowRows:

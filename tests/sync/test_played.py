@@ -14,13 +14,13 @@ import httpx
 import psycopg
 import pytest
 
+from devstack.fixtures import BAND_OF_HORSES_SONGS
 from shared.sources.errors import UpstreamError
 from shared.sources.records import song_title_key
 from shared.sync import played
 from shared.sync.registry import Job, handler_for
 from shared.sync.worker import Worker, WorkerConfig, load_handlers
 from tests.setlists.helpers import run_concurrently, scalar
-from tests.support.catalogue import BAND_OF_HORSES_SONGS
 from tests.support.db import Connection
 from tests.sync.setlistfm_setlists import (
     ANTHEM,
