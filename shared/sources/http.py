@@ -324,13 +324,15 @@ class SourceHttp:
         """
         max_wait = self.retry.max_slot_wait_seconds
         share = current_share()
-        for _ in range(MAX_SLOT_RESERVATIONS):
+        for reservation_number in range(MAX_SLOT_RESERVATIONS):
             reservation = self.limiter.reserve(
                 self.provider,
                 self.requests_per_second * RATE_HEADROOM,
                 max_wait,
                 share=share,
                 quota=self.daily_quota,
+                # One request is sent, however many slots it took to send it on time.
+                count_call=reservation_number == 0,
             )
             if reservation.quota_reset_at is not None:
                 _log.warning(

@@ -66,9 +66,11 @@ class RateLimiter(Protocol):
         *,
         share: QuotaShare = "sync",
         quota: DailyQuota | None = None,
+        count_call: bool = True,
     ) -> Reservation:
         """Reserve the provider's next request slot, unless it is over ``max_wait_seconds`` away
-        or ``share`` of the daily ``quota`` is used up."""
+        or ``share`` of the daily ``quota`` is used up. ``count_call`` false: a new slot for a
+        call already counted (it neither counts nor is refused by the quota)."""
         ...
 
     def pause_until(self, provider: Provider, until: datetime) -> None:
@@ -87,11 +89,12 @@ class DatabaseRateLimiter:
         *,
         share: QuotaShare = "sync",
         quota: DailyQuota | None = None,
+        count_call: bool = True,
     ) -> Reservation:
         with db.transaction() as conn:
             row = conn.execute(
                 "select wait_seconds, paused_until, reserved, slot_at, quota_reset_at"
-                " from public.reserve_rate_slot(%s, %s, %s, %s, %s, %s)",
+                " from public.reserve_rate_slot(%s, %s, %s, %s, %s, %s, %s)",
                 [
                     provider,
                     requests_per_second,
@@ -99,6 +102,7 @@ class DatabaseRateLimiter:
                     share,
                     quota.daily_limit if quota else None,
                     quota.sync_reserved if quota else 0,
+                    count_call,
                 ],
             ).fetchone()
         if row is None:  # the function always returns one row
@@ -135,6 +139,7 @@ class InMemoryRateLimiter:
         *,
         share: QuotaShare = "sync",
         quota: DailyQuota | None = None,
+        count_call: bool = True,
     ) -> Reservation:
         if requests_per_second <= 0:
             raise ValueError("requests_per_second must be positive")
@@ -147,7 +152,7 @@ class InMemoryRateLimiter:
                 return Reservation(wait_seconds=0.0, paused_until=paused_until, reserved=False)
             today = datetime.fromtimestamp(now, UTC).date()
             calls = self._calls.setdefault((provider, today), {"request": 0, "sync": 0})
-            if quota is not None and (
+            if quota is not None and count_call and (
                 calls["request"] + calls["sync"] >= quota.daily_limit
                 or (share == "request"
                     and calls["request"] >= quota.daily_limit - quota.sync_reserved)
@@ -158,7 +163,7 @@ class InMemoryRateLimiter:
             if max_wait_seconds is not None and slot - now > max_wait_seconds:
                 return Reservation(wait_seconds=slot - now, reserved=False)
             self._next_slot[provider] = slot + 1.0 / requests_per_second
-            calls[share] += 1
+            calls[share] += count_call
             return Reservation(wait_seconds=slot - now, slot_at=datetime.fromtimestamp(slot, UTC))
 
     def pause_until(self, provider: Provider, until: datetime) -> None:

@@ -53,7 +53,9 @@ grant select, insert, update, delete on table public.source_daily_quotas to serv
 
 -- The slot reservation now also counts the call in its quota share. A share
 -- that is used up reserves nothing and answers quota_reset_at (the next UTC
--- midnight); the slot clock does not move.
+-- midnight); the slot clock does not move. p_count_call false: a new slot for
+-- a call already counted (its caller woke up too late for the first one and
+-- sends once, on this one), neither checked against the quota nor counted.
 drop function public.reserve_rate_slot(text, double precision, double precision);
 
 create function public.reserve_rate_slot(
@@ -62,7 +64,8 @@ create function public.reserve_rate_slot(
   p_max_wait_seconds double precision default null,
   p_share text default 'sync',
   p_daily_limit integer default null,
-  p_sync_reserved integer default 0
+  p_sync_reserved integer default 0,
+  p_count_call boolean default true
 )
 returns table (
   wait_seconds double precision,
@@ -133,7 +136,7 @@ begin
   if not found then
     select * into q from public.source_daily_quotas d where d.provider = p_provider;
   end if;
-  if p_daily_limit is not null
+  if p_daily_limit is not null and p_count_call
      and (q.request_calls + q.sync_calls >= p_daily_limit
           or (p_share = 'request'
               and q.request_calls >= p_daily_limit - coalesce(p_sync_reserved, 0))) then
@@ -157,17 +160,17 @@ begin
   update public.source_daily_quotas as d
      set request_calls = d.request_calls + (p_share = 'request')::integer,
          sync_calls = d.sync_calls + (p_share = 'sync')::integer
-   where d.provider = p_provider;
+   where d.provider = p_provider and p_count_call;
 
   return query select v_wait, null::timestamptz, true, v_slot, null::timestamptz;
 end;
 $$;
 
 revoke execute on function public.reserve_rate_slot(text, double precision, double precision,
-                                                     text, integer, integer)
+                                                     text, integer, integer, boolean)
   from public, anon, authenticated;
 grant execute on function public.reserve_rate_slot(text, double precision, double precision,
-                                                   text, integer, integer)
+                                                   text, integer, integer, boolean)
   to service_role;
 
 -- Each share's use today and when it resets: ./dev status and sync_status.

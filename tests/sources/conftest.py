@@ -78,6 +78,7 @@ class NoWaitLimiter:
         *,
         share: QuotaShare = "sync",
         quota: DailyQuota | None = None,
+        count_call: bool = True,
     ) -> Reservation:
         self.reservations += 1
         self.shares.append(share)

@@ -40,9 +40,11 @@ class RecordingLimiter(DatabaseRateLimiter):
         *,
         share: QuotaShare = "sync",
         quota: DailyQuota | None = None,
+        count_call: bool = True,
     ) -> Reservation:
         reservation = super().reserve(
-            provider, requests_per_second, max_wait_seconds, share=share, quota=quota
+            provider, requests_per_second, max_wait_seconds, share=share, quota=quota,
+            count_call=count_call,
         )
         if reservation.slot_at is not None:
             self.slots.append(reservation.slot_at)

@@ -10,9 +10,14 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 from psycopg.rows import dict_row
+from pydantic import SecretStr
+from pytest_httpx import HTTPXMock
 
-from shared.quota import DailyQuota
+from shared.quota import DailyQuota, spending
+from shared.sources.http import RATE_HEADROOM
 from shared.sources.ratelimit import InMemoryRateLimiter
+from shared.sources.ticketmaster import TicketmasterClient
+from tests.sources.conftest import TM_BASE, TM_KEY, CollectingObserver, FakeClock, payload
 from tests.support.db import Connection
 
 # A rate so high that no reservation waits: only the quota decides.
@@ -107,3 +112,42 @@ def test_the_in_memory_limiter_keeps_the_same_shares() -> None:
     assert refused.quota_reset_at is not None and refused.quota_reset_at > datetime.now(UTC)
     assert [limiter.reserve("ticketmaster", FAST, share="sync", quota=quota).reserved
             for _ in range(5)] == [True] * 4 + [False]
+
+
+def test_a_slot_taken_again_for_a_call_already_counted_is_not_counted(db: Connection) -> None:
+    reserve(db, "request")
+    for _ in range(3):
+        row = db.execute(
+            "select reserved from public.reserve_rate_slot"
+            "('ticketmaster', %s, null, 'request', 10, 4, false)", [FAST]).fetchone()
+        assert row == {"reserved": True}
+    counts = db.execute("select request_calls from public.source_daily_quotas"
+                        " where provider = 'ticketmaster'").fetchone()
+    assert counts == {"request_calls": 1}
+
+
+def test_a_request_that_wakes_up_late_is_one_call_in_the_quota(
+    httpx_mock: HTTPXMock, clock: FakeClock
+) -> None:
+    limiter = InMemoryRateLimiter(clock=clock.time)
+    quota = DailyQuota(10, 4)
+    limiter.reserve("ticketmaster", 5 * RATE_HEADROOM, quota=quota)  # the slot someone holds
+
+    def late(seconds: float) -> None:
+        clock.sleep(seconds + 0.1)  # every wake-up 100 ms late: three slots, one request
+
+    tm = TicketmasterClient(
+        api_key=SecretStr(TM_KEY), base_url=TM_BASE, requests_per_second=5, timeout_seconds=10,
+        limiter=limiter, observer=CollectingObserver(), sleep=late, clock=clock.time,
+        daily_quota=quota,
+    )
+    httpx_mock.add_response(
+        url=f"{TM_BASE}/venues/KovZpZAEvAJA.json?apikey={TM_KEY}", json=payload("tm_venue.json"))
+    with tm, spending("request"):
+        tm.get_venue("KovZpZAEvAJA")
+
+    assert len(clock.sleeps) == 3 and len(httpx_mock.get_requests()) == 1
+    # Of the request share (10 - 4 = 6), the one request took exactly one call.
+    granted = [limiter.reserve("ticketmaster", FAST, share="request", quota=quota).reserved
+               for _ in range(6)]
+    assert granted == [True] * 5 + [False]
