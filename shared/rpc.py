@@ -11,6 +11,7 @@ import it on their cold start.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -34,9 +35,11 @@ def call(
     raised as its ``ApiError``.
 
     In its own transaction, or inside ``conn``'s when given (a job's). Its own
-    transaction is pipelined: begin, the caller's claims, the call and the
-    commit leave in one round trip, so a hot row the RPC locks (a popular
-    song's vote count) is not held while the commit travels back and forth.
+    transaction leaves in one round trip: BEGIN, the caller's claims, the call
+    and COMMIT, pipelined, so the rows the RPC locks (a song's vote tally) are
+    not held while a commit travels back and forth. (psycopg's
+    ``transaction()`` in a pipeline would wait for the call's result before
+    sending COMMIT: measured on a hot row, half the rate.)
     """
     try:
         if conn is not None:
@@ -45,11 +48,7 @@ def call(
             row = conn.execute(sql, params).fetchone()
         else:
             with db.get_pool().connection() as own:
-                with own.pipeline(), own.transaction():
-                    if claims is not None:
-                        db.act_as(own, claims.raw)
-                    cursor = own.execute(sql, params)
-                row = cursor.fetchone()
+                row = _one_round_trip(own, sql, params, claims)
     except psycopg.Error as error:
         mapped = api_error_for_database_error(error)
         if mapped is None:
@@ -58,3 +57,28 @@ def call(
     assert row is not None
     answer: dict[str, Any] = row["answer"]
     return answer
+
+
+def _one_round_trip(
+    conn: db.Connection, sql: str, params: list[Any], claims: Claims | None
+) -> Any:
+    """BEGIN, the claims, the statement and COMMIT sent at once; the statement's row."""
+    conn.autocommit = True  # BEGIN and COMMIT are ours, in the pipeline
+    try:
+        with conn.pipeline():
+            conn.execute("begin")
+            if claims is not None:
+                db.act_as(conn, claims.raw)
+            cursor = conn.execute(sql, params)
+            conn.execute("commit")
+        return cursor.fetchone()
+    except BaseException:
+        # A failed statement leaves the transaction open and aborted: end it. A
+        # broken connection needs nothing: the pool discards it.
+        with contextlib.suppress(psycopg.Error):
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                conn.rollback()
+        raise
+    finally:
+        if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            conn.autocommit = False
