@@ -12,6 +12,7 @@ def caller_may_force(request: flask.Request, force: bool) -> bool:
 
     A request presenting ``X-Internal-Secret`` must present the right one.
     """
-    if force and not is_internal_caller(request):
+    internal = is_internal_caller(request)  # a wrong secret is 401, forcing or not
+    if force and not internal:
         raise Forbidden("only internal callers may force a refresh", code="force_not_allowed")
     return force

@@ -350,13 +350,14 @@ def sync_artist(lookup: ArtistLookup, *, force: bool = False) -> ArtistSync:
         raise ValueError("an artist id or name is required")
     with db.transaction() as conn:
         existing = find_known_artist(conn, lookup)
+        answer = _fresh_sync(conn, existing, forced=force)
+    if answer is not None:  # the common case: one transaction, no flight, no call
+        return answer
 
     def done(after_flight: bool) -> ArtistSync | None:
         with db.transaction() as conn:
             found = find_known_artist(conn, lookup)
-            if found is None or not is_fresh(conn, KIND, found) or (force and not after_flight):
-                return None
-            return ArtistSync(found, False, "fresh", _follow_ups(conn, found, False))
+            return _fresh_sync(conn, found, forced=force and not after_flight)
 
     try:
         return single_flight(
@@ -367,6 +368,16 @@ def sync_artist(lookup: ArtistLookup, *, force: bool = False) -> ArtistSync:
             with db.transaction() as conn:
                 pending.queued.append(enqueue(conn, KIND, existing))
         raise
+
+
+def _fresh_sync(
+    conn: Connection, artist_id: uuid.UUID | None, *, forced: bool
+) -> ArtistSync | None:
+    """The answer for an artist we have with fresh details (its follow-ups queued); None
+    when there is none, it is stale, or a refresh is forced."""
+    if artist_id is None or forced or not is_fresh(conn, KIND, artist_id):
+        return None
+    return ArtistSync(artist_id, False, "fresh", _follow_ups(conn, artist_id, False))
 
 
 def _import(lookup: ArtistLookup, force: bool, flight: Flight) -> ArtistSync:

@@ -108,7 +108,7 @@ def single_flight(
             return result
         if _take(key, holder):
             return _lead(Flight(key, holder), lead, done, after_flight)
-        outcome = _wait(key, holder, deadline)
+        outcome = _wait(key, deadline)
         if outcome is _STILL_FLYING:
             log.info("single_flight_pending", key=key)
             raise FlightPending(key, retry_after=max(1.0, wait_seconds))
@@ -158,7 +158,7 @@ def _finish_alone(flight: Flight, outcome: dict[str, Any] | None) -> None:
 _STILL_FLYING = object()
 
 
-def _wait(key: str, holder: uuid.UUID, deadline: float) -> object:
+def _wait(key: str, deadline: float) -> object:
     """The outcome (None for success, or a dict) of the flight of ``key`` another caller
     holds; ``{"error": "gone"}`` when it vanished or expired; ``_STILL_FLYING`` at the deadline."""
     pause = _POLL_FIRST_SECONDS
@@ -172,8 +172,6 @@ def _wait(key: str, holder: uuid.UUID, deadline: float) -> object:
         if state["finished"]:
             outcome: dict[str, Any] | None = state["outcome"]
             return outcome
-        if state["holder"] == holder:  # pragma: no cover - taken flights are led, not awaited
-            return {"error": "gone"}
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return _STILL_FLYING

@@ -9,10 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import flask
 import pytest
 from werkzeug.test import Client, TestResponse
 
+from shared.sync.api import caller_may_force
 from shared.sync.worker import Worker, WorkerConfig, load_handlers
+from shared.web import Unauthorized
 from tests.sources.conftest import payload
 from tests.support.db import Connection
 from tests.support.functions import functions_app
@@ -301,3 +304,14 @@ def test_run_jobs_and_sync_status_are_internal(
     assert providers["spotify"]["calls_last_hour"] > 0
     assert providers["ticketmaster"]["error_rate"] == 0
     assert set(providers) == {"ticketmaster", "spotify", "setlistfm"}
+
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_may_force_refuses_a_wrong_internal_secret_forcing_or_not(
+    sync_env: str, force: bool
+) -> None:
+    with flask.Flask(__name__).test_request_context(
+        "/sync_artist", method="POST", headers={"X-Internal-Secret": "not-the-secret"}
+    ), pytest.raises(Unauthorized):
+        caller_may_force(flask.request, force)
