@@ -135,9 +135,9 @@ def counts_are_exact(url: str, songs: Sequence[uuid.UUID]) -> bool:
     """Every song's exact count equals its vote rows, and its last broadcast carries it."""
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(
-            "select bool_and(public.exact_vote_count(ss) = (select count(*) from public.votes v"
+            "select bool_and(private.exact_vote_count(ss) = (select count(*) from public.votes v"
             "                                                where v.setlist_song_id = ss.id)"
-            "                and public.exact_vote_count(ss) = coalesce(("
+            "                and private.exact_vote_count(ss) = coalesce(("
             "                  select (c ->> 'vote_count')::int"
             "                    from realtime.messages m,"
             "                         jsonb_array_elements(m.payload -> 'vote_counts') c"

@@ -342,11 +342,11 @@ class DeployRun:
 
     def register_webhooks(self) -> None:
         with _connect(self.url()) as conn:
-            conn.execute("select public.schedule_run_jobs_webhook(%s)",
+            conn.execute("select private.schedule_run_jobs_webhook(%s)",
                          [function_url(self.target, "run_jobs")])
-            conn.execute("select public.schedule_new_show_webhook(%s)",
+            conn.execute("select private.schedule_new_show_webhook(%s)",
                          [function_url(self.target, "create_setlist")])
-            conn.execute("select public.schedule_vote_broadcasts()")
+            conn.execute("select private.schedule_vote_broadcasts()")
 
     def put_function_secret(self, variable: str, attr: str) -> None:
         value = _require(getattr(self.target, attr), self.environment, attr)
@@ -437,9 +437,10 @@ def plan(run: DeployRun) -> list[Step]:
     steps.append(Step(
         "register the run_jobs cron webhook, the Database Webhook on new shows and the"
         " vote broadcasts",
-        f"psql {db}: select public.schedule_run_jobs_webhook('{function_url(target, 'run_jobs')}');"
-        f" select public.schedule_new_show_webhook('{function_url(target, 'create_setlist')}');"
-        " select public.schedule_vote_broadcasts()",
+        f"psql {db}:"
+        f" select private.schedule_run_jobs_webhook('{function_url(target, 'run_jobs')}');"
+        f" select private.schedule_new_show_webhook('{function_url(target, 'create_setlist')}');"
+        " select private.schedule_vote_broadcasts()",
         run.register_webhooks,
     ))
     steps.append(Step(

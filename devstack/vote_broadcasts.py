@@ -1,7 +1,7 @@
 """The local stand-in for the production Supabase Cron job ``vote-broadcasts``.
 
-In production pg_cron runs ``public.flush_vote_broadcasts`` every second
-(``public.schedule_vote_broadcasts()``); the pg_cron 1.4 of the local cluster
+In production pg_cron runs ``private.flush_vote_broadcasts`` every second
+(``private.schedule_vote_broadcasts()``); the pg_cron 1.4 of the local cluster
 only has minute schedules, so ``./dev up`` runs this loop instead: one flush at
 the start of every interval window, each in its own transaction.
 
@@ -47,7 +47,7 @@ class Flush:
 def flush_once(conn: Connection, interval_seconds: float) -> Flush:
     """Run one flush in its own transaction (``conn`` in autocommit mode)."""
     messages = conn.execute(
-        "select * from public.flush_vote_broadcasts(make_interval(secs => %s))",
+        "select * from private.flush_vote_broadcasts(make_interval(secs => %s))",
         [interval_seconds]).fetchall()
     return Flush(time.time(), messages)
 

@@ -2,7 +2,7 @@
 
 A request that is answered from our database (a cached search, a fresh
 artist) costs nothing. A request that is about to call a source first takes
-one unit of its client's budget for that action (``public.take_client_budget``,
+one unit of its client's budget for that action (``private.take_client_budget``,
 a GCRA shared by every function instance); over budget, it answers 429
 ``rate_limited`` with ``Retry-After`` and no source is called.
 
@@ -83,7 +83,7 @@ def take_budget(key: str, action: Action) -> None:
     )
     with db.transaction() as conn:
         row = conn.execute(
-            "select public.take_client_budget(%s, %s, %s, %s) as wait",
+            "select private.take_client_budget(%s, %s, %s, %s) as wait",
             [key, action, per_minute, burst],
         ).fetchone()
     wait = float(row["wait"]) if row else 0.0

@@ -90,7 +90,7 @@ class SearchAnswer:
 def search_artists(query: str, limit: int) -> SearchAnswer:
     """Music attractions with upcoming events, matched to our artists.
 
-    The same normalised query (``public.name_key``) is answered from the shared
+    The same normalised query (``private.name_key``) is answered from the shared
     cache for ``SEARCH_CACHE_TTL_SECONDS``, and concurrent identical searches
     make one Ticketmaster call (single flight). When Ticketmaster cannot be
     asked (down, limiting us, out of today's request share, not configured)
@@ -103,7 +103,7 @@ def search_artists(query: str, limit: int) -> SearchAnswer:
     def done(after_flight: bool) -> SearchAnswer | None:
         with db.transaction() as conn:
             row = conn.execute(
-                "select items, fetched_at from public.search_cache_lookup(%s, %s, %s)",
+                "select items, fetched_at from private.search_cache_lookup(%s, %s, %s)",
                 [query, limit, ttl],
             ).fetchone()
         if row is None:
@@ -116,7 +116,7 @@ def search_artists(query: str, limit: int) -> SearchAnswer:
         records = [artist_from_ticketmaster(a) for a in attractions]
         with db.transaction() as conn:
             row = conn.execute(
-                "select public.search_cache_store(%s, %s, %s) as fetched_at",
+                "select private.search_cache_store(%s, %s, %s) as fetched_at",
                 [query, limit, Jsonb([asdict(r) for r in records])],
             ).fetchone()
             flight.finish(conn)
@@ -163,7 +163,7 @@ def _matched(records: Sequence[ArtistRecord]) -> list[FoundArtist]:
 def _local_artists(query: str, limit: int) -> list[FoundArtist]:
     with db.transaction() as conn:
         rows = conn.execute(
-            "select * from public.search_local_artists(%s, %s)", [query, limit]
+            "select * from private.search_local_artists(%s, %s)", [query, limit]
         ).fetchall()
     return [
         FoundArtist(
@@ -190,7 +190,7 @@ def _known_artists(records: Sequence[ArtistRecord]) -> dict[tuple[str, str], uui
     with db.transaction() as conn:
         rows = conn.execute(
             "select source, external_id, artist_id"
-            " from public.artist_ids_by_external_id(%s::text[], %s::text[])",
+            " from private.artist_ids_by_external_id(%s::text[], %s::text[])",
             [[source for source, _ in pairs], [external_id for _, external_id in pairs]],
         ).fetchall()
     return {(row["source"], row["external_id"]): row["artist_id"] for row in rows}
@@ -244,7 +244,7 @@ def my_artists(claims: Claims) -> list[dict[str, Any]]:
 def _last_synced(user_id: uuid.UUID) -> datetime | None:
     with db.transaction() as conn:
         row = conn.execute(
-            "select last_success_at from public.sync_state"
+            "select last_success_at from private.sync_state"
             " where job_kind = %s and entity_id = %s",
             [USER_ARTISTS, user_id],
         ).fetchone()
@@ -261,7 +261,7 @@ def sync_my_artists(claims: Claims, spotify_token: SecretStr | None, *, force: b
 
     Within the TTL (and unless ``force``) the answer comes from the database
     and Spotify is not called. Otherwise both lists are read with the user's
-    provider token, the artists ingested (``public.ingest_artists``, mode
+    provider token, the artists ingested (``private.ingest_artists``, mode
     ``fill``: a user's list never overwrites what the artist import knows),
     the user's rows replaced and the freshness recorded, in one transaction;
     artists whose details are stale are queued for import (their shows follow).
@@ -299,7 +299,7 @@ def sync_my_artists(claims: Claims, spotify_token: SecretStr | None, *, force: b
         resolved = ingest_artists(conn, records, mode="fill") if records else []
         ids = [r.id for r in resolved]
         counts_row = conn.execute(
-            "select public.replace_user_artists(%s, %s::uuid[], %s::uuid[]) as counts",
+            "select private.replace_user_artists(%s, %s::uuid[], %s::uuid[]) as counts",
             [user_id, ids[: len(top)], ids[len(top) :]],
         ).fetchone()
         for artist_id in dict.fromkeys(ids):

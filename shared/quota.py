@@ -1,7 +1,7 @@
 """Whose quota a source call spends: the share, and the caller's budget.
 
 Every call to a source is counted in its provider's daily quota, in one of
-two shares (``public.source_daily_quotas``): ``request`` for a function
+two shares (``private.source_daily_quotas``): ``request`` for a function
 answering a client, ``sync`` for the queue worker and internal callers. The
 request share stops at the quota less the sync's reserve, so a day of heavy
 search cannot stop the schedules.

@@ -164,7 +164,7 @@ plan as (
   cross join lateral generate_series(1, 8 + (a.n * 3) % 8) as s
 )
 insert into public.songs (artist_id, title, title_key, album, release_date, duration_ms, popularity)
-select artist_id, title, public.name_key(title),
+select artist_id, title, private.name_key(title),
        'Demo Sessions, Vol. ' || ((s - 1) / 5 + 1),
        date '2018-03-01' + ((s - 1) / 5) * 400 + n * 17,
        (150 + (n * 37 + s * 53) % 150) * 1000 + (s * 137) % 1000,
@@ -255,7 +255,7 @@ set vote_count = (select count(*) from public.votes v where v.setlist_song_id = 
 
 -- The demo artists' ids are fake: mark every sync of theirs fresh for ever so
 -- the local worker and the pg_cron schedules never send them to the sources.
-insert into public.sync_state (job_kind, entity_id, last_attempt_at, last_success_at, next_due_at)
+insert into private.sync_state (job_kind, entity_id, last_attempt_at, last_success_at, next_due_at)
 select kind, a.id, now(), now(), 'infinity'
 from public.artists a
 cross join unnest(array['artist_details', 'artist_shows', 'artist_catalogue',

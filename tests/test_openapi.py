@@ -152,7 +152,7 @@ def contract(
 
 def spend_budget(db: Connection, address: str, action: str) -> None:
     """Leave the client at ``address`` no budget for ``action`` for the next hour."""
-    db.execute("insert into public.client_budgets (client_key, action, tat)"
+    db.execute("insert into private.client_budgets (client_key, action, tat)"
                " values (%s, %s, now() + interval '1 hour')",
                [identity_key(f"address:{address}"), action])
 
@@ -312,8 +312,8 @@ def test_sync_functions(
     assert contract.call("get", "/search_artists", query={"q": "band of"},
                          headers={"X-Forwarded-For": "203.0.113.10"}).status_code == 429
     # Another instance is refreshing these shows right now: 202, the refresh queued.
-    db.execute("delete from public.sync_state where job_kind = 'artist_shows'")
-    db.execute("select public.sync_flight_take(%s, gen_random_uuid(), 60)",
+    db.execute("delete from private.sync_state where job_kind = 'artist_shows'")
+    db.execute("select private.sync_flight_take(%s, gen_random_uuid(), 60)",
                [f"artist_shows:{artist_id}"])
     monkeypatch.setenv("SINGLE_FLIGHT_WAIT_SECONDS", "0.2")
     get_settings.cache_clear()
@@ -356,7 +356,7 @@ def test_vote_broadcasts_match_their_schema(database_url: str, db: Connection) -
     with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
         cast_vote(conn, fan, stage.entries[1])
         cast_vote(conn, fan, stage.entries[2])
-    db.execute("select * from public.flush_vote_broadcasts()")
+    db.execute("select * from private.flush_vote_broadcasts()")
     message = validator_at(_pointer("components", "schemas", "VoteCountsMessage"))
     payloads = db.execute("select payload from realtime.messages where event = 'vote_counts'"
                           ).fetchall()
@@ -378,12 +378,12 @@ def test_read_rpcs_with_a_played_setlist_match_their_schemas(
              {"title": "Am I a Good Man", "title_key": "am i a good man", "set_number": 2,
               "set_name": "Encore:", "encore": 1, "is_cover": True,
               "cover_artist_name": "Them Two"}]
-    db.execute("select public.import_played_setlist(%s, %s::jsonb)", [stage.show_id, json.dumps({
+    db.execute("select private.import_played_setlist(%s, %s::jsonb)", [stage.show_id, json.dumps({
         "setlistfm_id": "63d6e2b7", "version_id": "7be1d6a0",
         "url": "https://www.setlist.fm/setlist/band-of-horses/2026/x-63d6e2b7.html",
         "last_updated": "2026-11-30T23:41:07.000+0000", "songs": songs})])
     none_found = insert_show(db, stage.artist_id, insert_venue(db, "9:30 Club", "Washington"), -3)
-    db.execute("insert into public.played_setlist_lookups (show_id, status) values"
+    db.execute("insert into private.played_setlist_lookups (show_id, status) values"
                " (%s, 'none_found')", [none_found])
     show_page = validator_at(_pointer("components", "schemas", "ShowPage"))
     artist_page = validator_at(_pointer("components", "schemas", "ArtistPage"))

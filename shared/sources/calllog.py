@@ -1,4 +1,4 @@
-"""Observation of every outbound call: one structured log line and one ``public.api_calls`` row.
+"""Observation of every outbound call: one structured log line and one ``private.api_calls`` row.
 
 Clients report each HTTP attempt to a ``CallObserver``. The default observer,
 ``ApiCallLog``, does both jobs; tests inject their own to capture calls
@@ -54,7 +54,7 @@ class CallObserver(Protocol):
 
 
 class ApiCallLog:
-    """Default observer: a JSON log line, then a best-effort insert into ``public.api_calls``."""
+    """Default observer: a JSON log line, then a best-effort insert into ``private.api_calls``."""
 
     def record(self, call: ApiCall) -> None:
         fields = asdict(call)
@@ -65,7 +65,7 @@ class ApiCallLog:
         try:
             with db.transaction() as conn:
                 conn.execute(
-                    "insert into public.api_calls (provider, endpoint, method, status_code,"
+                    "insert into private.api_calls (provider, endpoint, method, status_code,"
                     " latency_ms, attempt, outcome, error) values (%s, %s, %s, %s, %s, %s, %s, %s)",
                     [
                         call.provider,

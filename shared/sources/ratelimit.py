@@ -7,9 +7,9 @@ so the sources never see more than the configured rate whatever the number of
 workers and function instances.
 
 The production limiter keeps the slot clock in Postgres
-(``public.reserve_rate_slot``): Supabase is the one thing every function
+(``private.reserve_rate_slot``): Supabase is the one thing every function
 instance and worker shares, and a row lock makes the reservation atomic. The
-same row remembers a daily-quota pause (``public.pause_rate_limited_source``),
+same row remembers a daily-quota pause (``private.pause_rate_limited_source``),
 so once Ticketmaster says the quota is gone, no process calls it again before
 the reset.
 
@@ -94,7 +94,7 @@ class DatabaseRateLimiter:
         with db.transaction() as conn:
             row = conn.execute(
                 "select wait_seconds, paused_until, reserved, slot_at, quota_reset_at"
-                " from public.reserve_rate_slot(%s, %s, %s, %s, %s, %s, %s)",
+                " from private.reserve_rate_slot(%s, %s, %s, %s, %s, %s, %s)",
                 [
                     provider,
                     requests_per_second,
@@ -117,7 +117,7 @@ class DatabaseRateLimiter:
 
     def pause_until(self, provider: Provider, until: datetime) -> None:
         with db.transaction() as conn:
-            conn.execute("select public.pause_rate_limited_source(%s, %s)", [provider, until])
+            conn.execute("select private.pause_rate_limited_source(%s, %s)", [provider, until])
 
 
 class InMemoryRateLimiter:

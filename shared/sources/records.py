@@ -16,7 +16,7 @@ lives in one place:
   left out, covers flagged.
 
 ``name_key`` and ``song_title_key`` are the keys two spellings of one name or
-title share; ``name_key`` gives exactly what the database's ``public.name_key``
+title share; ``name_key`` gives exactly what the database's ``private.name_key``
 gives (its unaccent rules and alphanumeric classes are in ``name_key_tables``).
 """
 
@@ -114,7 +114,7 @@ def name_key(name: str) -> str:
     """Key shared by spellings of one name: accents folded, case and punctuation dropped.
 
     "&" reads as "and". A name made only of punctuation keeps its lower-case
-    form, trimmed of spaces. Exactly the database's ``public.name_key``:
+    form, trimmed of spaces. Exactly the database's ``private.name_key``:
     ``tests/sources/test_name_key_parity.py`` compares the two.
     """
     key = _alnum_words(_lower(fold_accents(name)).replace("&", " and "))

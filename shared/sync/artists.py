@@ -151,7 +151,7 @@ def find_known_artist(conn: Connection, lookup: ArtistLookup) -> uuid.UUID | Non
                 return found
     if lookup.name and not (lookup.ticketmaster_id or lookup.spotify_id or lookup.musicbrainz_id):
         rows = conn.execute(
-            "select id from public.artists where name_key = public.name_key(%s) limit 2",
+            "select id from public.artists where name_key = private.name_key(%s) limit 2",
             [lookup.name],
         ).fetchall()
         if len(rows) == 1:

@@ -1,7 +1,7 @@
-"""Per-entity freshness in ``public.sync_state``.
+"""Per-entity freshness in ``private.sync_state``.
 
-The job kinds and their TTLs live in the database (``public.sync_job_kinds``,
-read by ``public.sync_ttl``) so pg_cron's stale-entity scans and the workers
+The job kinds and their TTLs live in the database (``private.sync_job_kinds``,
+read by ``private.sync_ttl``) so pg_cron's stale-entity scans and the workers
 agree: artist details 7 days, an artist's shows 24 hours, popularity a day, a
 user's Spotify artists an hour, the catalogue until forced. ``JobKind`` lists
 the same kinds for the type checker; a test holds it to the table.
@@ -31,12 +31,14 @@ JobKind = Literal[
 
 
 def is_fresh(conn: Connection, kind: JobKind, entity_id: uuid.UUID) -> bool:
-    row = conn.execute("select public.sync_is_fresh(%s, %s) as fresh", [kind, entity_id]).fetchone()
+    row = conn.execute(
+        "select private.sync_is_fresh(%s, %s) as fresh", [kind, entity_id]
+    ).fetchone()
     return bool(row and row["fresh"])
 
 
 def record_success(conn: Connection, kind: JobKind, entity_id: uuid.UUID) -> None:
-    conn.execute("select public.sync_record_success(%s, %s)", [kind, entity_id])
+    conn.execute("select private.sync_record_success(%s, %s)", [kind, entity_id])
 
 
 def record_failure(
@@ -53,4 +55,4 @@ def record_failure(
         return
     text = error if isinstance(error, str) else str(error)
     with db.transaction() as conn:
-        conn.execute("select public.sync_record_failure(%s, %s, %s)", [kind, entity_id, text])
+        conn.execute("select private.sync_record_failure(%s, %s, %s)", [kind, entity_id, text])

@@ -1,4 +1,4 @@
-"""Calls to the idempotent ingest RPCs (``public.ingest_*``) from normalised records.
+"""Calls to the idempotent ingest RPCs (``private.ingest_*``) from normalised records.
 
 Every function takes the caller's connection: the job decides the
 transaction, so a job's writes (and the removal of its queue message) commit
@@ -92,12 +92,12 @@ def _chunks(
     chunk would lock more keys later, so two overlapping large ingests could
     each hold what the other's next chunk needs (deadlock). With more than
     one chunk, every key of the whole input is locked first, in the same
-    global order (``public.sync_lock_keys``); the calls then re-take locks
+    global order (``private.sync_lock_keys``); the calls then re-take locks
     they already hold.
     """
     if len(items) > BATCH_SIZE:
         conn.execute(
-            f"select public.sync_lock_keys({lock_keys_sql})",
+            f"select private.sync_lock_keys({lock_keys_sql})",
             [*params, json.dumps(list(items), default=_json_default)],
         )
     for chunk in _batched(items):
@@ -124,10 +124,10 @@ def ingest_artist_items(
     conn: Connection, items: Sequence[Mapping[str, Any]], mode: ArtistMode = "replace"
 ) -> list[Resolved]:
     resolved: list[Resolved] = []
-    for chunk in _chunks(conn, items, "public.ingest_artist_lock_keys(%s::jsonb)"):
+    for chunk in _chunks(conn, items, "private.ingest_artist_lock_keys(%s::jsonb)"):
         resolved += _call(
             conn,
-            "select ord, artist_id as id, action from public.ingest_artists(%s::jsonb, %s)",
+            "select ord, artist_id as id, action from private.ingest_artists(%s::jsonb, %s)",
             [chunk, mode],
         )
     return resolved
@@ -161,10 +161,10 @@ def venue_item(record: VenueRecord) -> dict[str, Any]:
 
 def ingest_venue_items(conn: Connection, items: Sequence[Mapping[str, Any]]) -> list[Resolved]:
     resolved: list[Resolved] = []
-    for chunk in _chunks(conn, items, "public.ingest_venue_lock_keys(%s::jsonb)"):
+    for chunk in _chunks(conn, items, "private.ingest_venue_lock_keys(%s::jsonb)"):
         resolved += _call(
             conn,
-            "select ord, venue_id as id, action from public.ingest_venues(%s::jsonb)",
+            "select ord, venue_id as id, action from private.ingest_venues(%s::jsonb)",
             [chunk],
         )
     return resolved
@@ -204,10 +204,10 @@ def show_item(record: ShowRecord, artist_id: uuid.UUID, venue_id: uuid.UUID) -> 
 
 def ingest_show_items(conn: Connection, items: Sequence[Mapping[str, Any]]) -> list[Resolved]:
     resolved: list[Resolved] = []
-    for chunk in _chunks(conn, items, "public.ingest_show_lock_keys(%s::jsonb)"):
+    for chunk in _chunks(conn, items, "private.ingest_show_lock_keys(%s::jsonb)"):
         resolved += _call(
             conn,
-            "select ord, show_id as id, action from public.ingest_shows(%s::jsonb)",
+            "select ord, show_id as id, action from private.ingest_shows(%s::jsonb)",
             [chunk],
         )
     return resolved
@@ -282,7 +282,7 @@ def retire_missing_shows(
     conn: Connection, artist_id: uuid.UUID, seen: Sequence[uuid.UUID], since: date
 ) -> list[uuid.UUID]:
     rows = conn.execute(
-        "select id from public.retire_missing_shows(%s, %s::uuid[], %s) as id",
+        "select id from private.retire_missing_shows(%s, %s::uuid[], %s) as id",
         [artist_id, list(seen), since],
     ).fetchall()
     return [row["id"] for row in rows]
@@ -312,11 +312,11 @@ def ingest_songs(
     items = [song_item(s) for s in sorted(songs, key=lambda s: s.title_key)]
     order = sorted(range(len(songs)), key=lambda i: songs[i].title_key)
     resolved: list[Resolved] = []
-    lock_keys = "public.ingest_song_lock_keys(%s, %s::jsonb)"
+    lock_keys = "private.ingest_song_lock_keys(%s, %s::jsonb)"
     for chunk in _chunks(conn, items, lock_keys, [artist_id]):
         resolved += _call(
             conn,
-            "select ord, song_id as id, action from public.ingest_songs(%s, %s::jsonb)",
+            "select ord, song_id as id, action from private.ingest_songs(%s, %s::jsonb)",
             [artist_id, chunk],
         )
     # Back to the caller's order.

@@ -1,4 +1,4 @@
-"""The sync engine's health: ``public.sync_monitoring()`` and the quota shares, as JSON."""
+"""The sync engine's health: ``private.sync_monitoring()`` and the quota shares, as JSON."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def fetch_status(conn: Connection | None = None) -> dict[str, Any]:
         with db.transaction() as own:
             return fetch_status(own)
     row = conn.execute(
-        "select public.sync_monitoring() as status, public.source_quota_status() as quotas"
+        "select private.sync_monitoring() as status, private.source_quota_status() as quotas"
     ).fetchone()
     status: dict[str, Any] = row["status"] if row else {}
     status["quotas"] = row["quotas"] if row else []

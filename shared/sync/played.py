@@ -3,18 +3,18 @@
 Two job kinds (SQL in ``supabase/migrations/20261204120000_played_setlists.sql``):
 
 * ``played_setlist`` (entity: a show), queued by pg_cron
-  (``public.enqueue_played_setlist_lookups``) at +6 h, +1 d, +3 d and +7 d
+  (``private.enqueue_played_setlist_lookups``) at +6 h, +1 d, +3 d and +7 d
   after the show starts, most recent shows first. One setlist.fm call: the
   artist's setlists of the show's date (``dd-MM-yyyy``). When the artist
   played more than once that day, the setlist is the one at the show's venue
   (setlist.fm venue id, then venue name, then city). A setlist with songs is
-  stored as the show's played setlist (``public.import_played_setlist``:
+  stored as the show's played setlist (``private.import_played_setlist``:
   idempotent, an edit on setlist.fm replaces it at the next lookup); the
   lookup is recorded in the same transaction.
 * ``artist_live_history`` (entity: an artist, 7 days): the artist's newest
   setlist.fm setlists (two pages of 20 at most), per song how many of those
   with songs had it. It weights ``create_setlist``'s draw
-  (``public.live_draw_weight``) and, for an artist without a usable Spotify
+  (``private.live_draw_weight``) and, for an artist without a usable Spotify
   catalogue, its songs are the catalogue.
 """
 
@@ -64,7 +64,7 @@ class ShowPlace:
 def _show_place(conn: Connection, show_id: uuid.UUID) -> ShowPlace | None:
     row = conn.execute(
         "select s.id, s.local_date, v.name as venue_name, v.city, v.country_code,"
-        " public.artist_musicbrainz_id(s.artist_id) as mbid,"
+        " private.artist_musicbrainz_id(s.artist_id) as mbid,"
         " array(select vx.external_id from public.venue_external_ids vx"
         "   where vx.venue_id = v.id and vx.source = 'setlistfm') as venue_ids,"
         " (select count(*) from public.shows o where o.artist_id = s.artist_id"
@@ -158,7 +158,7 @@ def look_up_played_setlist(show_id: uuid.UUID, *, job: Job | None = None) -> dic
         )
     except SourceError as error:
         with db.transaction() as conn:
-            conn.execute("select public.record_played_setlist_error(%s, %s)",
+            conn.execute("select private.record_played_setlist_error(%s, %s)",
                          [show_id, str(error)])
         raise
     chosen = choose_setlist(place, setlists)
@@ -168,12 +168,12 @@ def look_up_played_setlist(show_id: uuid.UUID, *, job: Job | None = None) -> dic
         imported: dict[str, Any] | None = None
         if played is not None and found:
             row = conn.execute(
-                "select public.import_played_setlist(%s, %s::jsonb) as answer",
+                "select private.import_played_setlist(%s, %s::jsonb) as answer",
                 [show_id, _played_payload(played)],
             ).fetchone()
             imported = row["answer"] if row else None
         row = conn.execute(
-            "select public.record_played_setlist_lookup(%s, %s) as lookup", [show_id, found]
+            "select private.record_played_setlist_lookup(%s, %s) as lookup", [show_id, found]
         ).fetchone()
         lookup = row["lookup"] if row else {}
     outcome = {
@@ -213,7 +213,7 @@ def refresh_live_history(
     """The artist's live history from its newest setlist.fm setlists, when stale."""
     with db.transaction() as conn:
         row = conn.execute(
-            "select a.id, public.artist_musicbrainz_id(a.id) as mbid"
+            "select a.id, private.artist_musicbrainz_id(a.id) as mbid"
             " from public.artists a where a.id = %s",
             [artist_id],
         ).fetchone()
@@ -226,7 +226,7 @@ def refresh_live_history(
     setlists = clients.setlistfm().artist_setlists(row["mbid"], max_pages=LIVE_HISTORY_PAGES)
     with job_transaction(job) as conn:
         answer = conn.execute(
-            "select public.ingest_live_history(%s, %s::jsonb) as answer",
+            "select private.ingest_live_history(%s, %s::jsonb) as answer",
             [artist_id, _live_history_payload(setlists)],
         ).fetchone()
         record_success(conn, LIVE_HISTORY_KIND, artist_id)

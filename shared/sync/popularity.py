@@ -38,10 +38,10 @@ def refresh_popularity(
             "   where x.artist_id = a.id and x.source = 'spotify'"
             "   order by x.created_at, x.external_id limit 1) as spotify_id"
             " from public.artists a"
-            " left join public.sync_state s on s.job_kind = 'artist_popularity'"
+            " left join private.sync_state s on s.job_kind = 'artist_popularity'"
             "  and s.entity_id = a.id"
             " where (%(one)s::uuid is null or a.id = %(one)s::uuid)"
-            "   and (%(force)s or not public.sync_is_fresh('artist_popularity', a.id))"
+            "   and (%(force)s or not private.sync_is_fresh('artist_popularity', a.id))"
             "   and exists (select 1 from public.artist_external_ids x"
             "               where x.artist_id = a.id and x.source = 'spotify')"
             " order by s.next_due_at nulls first, a.id limit %(limit)s",
@@ -55,7 +55,7 @@ def refresh_popularity(
     with job_transaction(job) as conn:
         resolved = ingest_artists(conn, records)
         conn.execute(
-            "select public.sync_record_success('artist_popularity', id)"
+            "select private.sync_record_success('artist_popularity', id)"
             " from unnest(%s::uuid[]) as id",
             [list(by_spotify.values())],
         )

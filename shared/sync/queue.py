@@ -1,6 +1,6 @@
 """The one owner of the ``sync`` queue in Python: every call into the queue's RPCs.
 
-Enqueueing (``public.enqueue_sync_job``: one pending message per (kind,
+Enqueueing (``private.enqueue_sync_job``: one pending message per (kind,
 entity)), and the worker's side: reading jobs, keeping a running job hidden,
 finishing it (done, retry, dead letter) and putting a held-back job back. The
 SQL lives in the migrations (``…0240_sync_queue``, ``…0410_sync_worker``,
@@ -47,7 +47,7 @@ def enqueue(
     delay_seconds: int = 0,
 ) -> Enqueued:
     row = conn.execute(
-        "select public.enqueue_sync_job(%s, %s, %s::jsonb, %s) as msg_id",
+        "select private.enqueue_sync_job(%s, %s, %s::jsonb, %s) as msg_id",
         [kind, entity_id, json.dumps(dict(options or {})), delay_seconds],
     ).fetchone()
     return Enqueued(kind, entity_id, None if row is None else row["msg_id"])
@@ -61,21 +61,21 @@ def read(conn: Connection, vt_seconds: int, qty: int) -> list[dict[str, Any]]:
     holds), enqueued_at, message, options (the message's merged with later enqueues')."""
     return conn.execute(
         "select msg_id, attempt, enqueued_at, message, options"
-        " from public.sync_read_jobs(%s, %s)",
+        " from private.sync_read_jobs(%s, %s)",
         [vt_seconds, qty],
     ).fetchall()
 
 
 def visible_count(conn: Connection, limit: int) -> int:
     """How many jobs, at most ``limit``, could be read now."""
-    row = conn.execute("select public.sync_visible_jobs(%s) as n", [limit]).fetchone()
+    row = conn.execute("select private.sync_visible_jobs(%s) as n", [limit]).fetchone()
     return int(row["n"]) if row else 0
 
 
 def extend(conn: Connection, msg_id: int, vt_seconds: int) -> bool:
     """Keep a running job hidden for another ``vt_seconds`` (the heartbeat)."""
     row = conn.execute(
-        "select public.sync_extend_job(%s, %s) as extended", [msg_id, vt_seconds]
+        "select private.sync_extend_job(%s, %s) as extended", [msg_id, vt_seconds]
     ).fetchone()
     return bool(row and row["extended"])
 
@@ -84,7 +84,7 @@ def complete(conn: Connection, msg_id: int, attempt: int, duration_ms: int) -> s
     """Delete a finished job's message in ``conn``'s transaction (the job's writes):
     'done', 'redelivered' (another worker read it meanwhile) or 'gone'."""
     row = conn.execute(
-        "select public.sync_complete_job(%s, %s, %s) as status", [msg_id, attempt, duration_ms]
+        "select private.sync_complete_job(%s, %s, %s) as status", [msg_id, attempt, duration_ms]
     ).fetchone()
     return str(row["status"]) if row else "gone"
 
@@ -100,9 +100,9 @@ def fail(
     duration_ms: int,
 ) -> str:
     """A failed attempt: 'retry' after the delay, 'dead' (archived, a dead letter), or 'gone'.
-    Records the failure of the job's entity (``public.sync_record_failure``) too."""
+    Records the failure of the job's entity (``private.sync_record_failure``) too."""
     row = conn.execute(
-        "select public.sync_fail_job(%s, %s, %s, %s, %s, %s) as status",
+        "select private.sync_fail_job(%s, %s, %s, %s, %s, %s) as status",
         [msg_id, attempt, error, retry_in_seconds, dead, duration_ms],
     ).fetchone()
     return str(row["status"]) if row else "gone"
@@ -112,6 +112,6 @@ def hold(conn: Connection, msg_id: int, delay_seconds: int, reason: str) -> str:
     """Put a job a limit held back for ``delay_seconds`` without using up an attempt:
     'held' or 'gone'."""
     row = conn.execute(
-        "select public.sync_hold_job(%s, %s, %s) as status", [msg_id, delay_seconds, reason]
+        "select private.sync_hold_job(%s, %s, %s) as status", [msg_id, delay_seconds, reason]
     ).fetchone()
     return str(row["status"]) if row else "gone"

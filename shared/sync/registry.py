@@ -1,7 +1,7 @@
 """Job kinds and their handlers.
 
 A message on the ``sync`` queue is ``{"kind", "entity_id", "options"}`` (see
-``public.enqueue_sync_job``). Each kind's handler lives with the code it
+``private.enqueue_sync_job``). Each kind's handler lives with the code it
 drives and registers itself here; the worker looks handlers up by kind.
 """
 

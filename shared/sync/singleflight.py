@@ -3,7 +3,7 @@
 Twenty fans opening the page of an artist nobody imported yet must cost one
 Ticketmaster call, not twenty, whichever function instances or workers they
 reach. The flight of a key (``artist:ticketmaster:K8vZ…``, ``artist_shows:<id>``)
-lives in ``public.sync_flights``, shared by every process:
+lives in ``private.sync_flights``, shared by every process:
 
 * the caller that takes the flight leads: it checks once more that the work is
   still needed, does it, and ends the flight **in the transaction of its own
@@ -76,7 +76,7 @@ class Flight:
     def finish(self, conn: Connection, outcome: dict[str, Any] | None = None) -> None:
         """End the flight in ``conn``'s transaction (the leader's writes)."""
         conn.execute(
-            "select public.sync_flight_finish(%s, %s, %s)",
+            "select private.sync_flight_finish(%s, %s, %s)",
             [self.key, self.holder, Jsonb(outcome) if outcome is not None else None],
         )
         self.finished = True
@@ -141,7 +141,7 @@ def _lead(flight: Flight, lead: Callable[[Flight], T], done: Callable[[bool], T 
 def _take(key: str, holder: uuid.UUID) -> bool:
     with db.transaction() as conn:
         row = conn.execute(
-            "select public.sync_flight_take(%s, %s, %s) as holder", [key, holder, LEASE_SECONDS]
+            "select private.sync_flight_take(%s, %s, %s) as holder", [key, holder, LEASE_SECONDS]
         ).fetchone()
     return row is not None and row["holder"] == holder
 
@@ -165,7 +165,7 @@ def _wait(key: str, deadline: float) -> object:
     while True:
         with db.transaction() as conn:
             state = conn.execute(
-                "select holder, live, finished, outcome from public.sync_flight_state(%s)", [key]
+                "select holder, live, finished, outcome from private.sync_flight_state(%s)", [key]
             ).fetchone()
         if state is None or (not state["live"] and not state["finished"]):
             return {"error": "gone"}
@@ -203,7 +203,7 @@ class _LeaseKeeper:
             try:
                 with db.transaction() as conn:
                     conn.execute(
-                        "select public.sync_flight_extend(%s, %s, %s)",
+                        "select private.sync_flight_extend(%s, %s, %s)",
                         [self._flight.key, self._flight.holder, LEASE_SECONDS],
                     )
             except psycopg.Error as error:

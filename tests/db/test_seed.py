@@ -193,7 +193,7 @@ def test_demo_users_have_top_and_followed_artists(seeded: Connection) -> None:
 
 def test_demo_artists_are_never_sent_to_the_sources(seeded: Connection) -> None:
     queued = seeded.execute(
-        "select public.enqueue_stale_artist_jobs('artist_details', 100)"
-        " + public.enqueue_stale_artist_jobs('artist_shows', 100) as n"
+        "select private.enqueue_stale_artist_jobs('artist_details', 100)"
+        " + private.enqueue_stale_artist_jobs('artist_shows', 100) as n"
     ).fetchone()
     assert queued == {"n": 0}

@@ -13,11 +13,11 @@ from tests.support.db import Connection
 
 def test_enqueueing_a_pending_job_again_yields_one_message(db: Connection) -> None:
     entity = uuid.uuid4()
-    first = db.execute("select public.enqueue_sync_job('artist_shows', %s) as id",
+    first = db.execute("select private.enqueue_sync_job('artist_shows', %s) as id",
                        [entity]).fetchone()
-    again = db.execute("select public.enqueue_sync_job('artist_shows', %s) as id",
+    again = db.execute("select private.enqueue_sync_job('artist_shows', %s) as id",
                        [entity]).fetchone()
-    other = db.execute("select public.enqueue_sync_job('artist_catalogue', %s) as id",
+    other = db.execute("select private.enqueue_sync_job('artist_catalogue', %s) as id",
                        [entity]).fetchone()
     assert first is not None and first["id"] is not None
     assert again == {"id": None}
@@ -34,7 +34,7 @@ def test_concurrent_enqueues_of_one_job_yield_one_message(
 
     def enqueue(_: int) -> int | None:
         with psycopg.connect(database_url, autocommit=True) as conn:
-            row = conn.execute("select public.enqueue_sync_job('artist_details', %s)",
+            row = conn.execute("select private.enqueue_sync_job('artist_details', %s)",
                                [entity]).fetchone()
             return None if row is None else row[0]
 
@@ -47,20 +47,20 @@ def test_concurrent_enqueues_of_one_job_yield_one_message(
 
 def test_a_force_while_pending_upgrades_the_pending_job(db: Connection) -> None:
     entity = uuid.uuid4()
-    db.execute("select public.enqueue_sync_job('artist_catalogue', %s)", [entity])
+    db.execute("select private.enqueue_sync_job('artist_catalogue', %s)", [entity])
     again = db.execute(
-        "select public.enqueue_sync_job('artist_catalogue', %s, '{\"force\": true}') as id",
+        "select private.enqueue_sync_job('artist_catalogue', %s, '{\"force\": true}') as id",
         [entity]).fetchone()
     assert again == {"id": None}
-    jobs = db.execute("select options from public.sync_read_jobs(30, 10)").fetchall()
+    jobs = db.execute("select options from private.sync_read_jobs(30, 10)").fetchall()
     assert jobs == [{"options": {"force": True}}]
 
 
 def test_a_pending_row_whose_message_vanished_does_not_block(db: Connection) -> None:
     entity = uuid.uuid4()
-    db.execute("select public.enqueue_sync_job('artist_shows', %s)", [entity])
+    db.execute("select private.enqueue_sync_job('artist_shows', %s)", [entity])
     db.execute("delete from pgmq.q_sync")  # purged by hand
-    row = db.execute("select public.enqueue_sync_job('artist_shows', %s) as id",
+    row = db.execute("select private.enqueue_sync_job('artist_shows', %s) as id",
                      [entity]).fetchone()
     assert row is not None and row["id"] is not None
     assert db.execute("select count(*) as n from pgmq.q_sync").fetchone() == {"n": 1}
@@ -68,22 +68,22 @@ def test_a_pending_row_whose_message_vanished_does_not_block(db: Connection) -> 
 
 def test_completing_a_job_releases_it_in_the_same_transaction(db: Connection) -> None:
     entity = uuid.uuid4()
-    db.execute("select public.enqueue_sync_job('artist_shows', %s)", [entity])
-    job = db.execute("select msg_id, read_ct from public.sync_read_jobs(30, 1)").fetchone()
+    db.execute("select private.enqueue_sync_job('artist_shows', %s)", [entity])
+    job = db.execute("select msg_id, read_ct from private.sync_read_jobs(30, 1)").fetchone()
     assert job is not None
-    status = db.execute("select public.sync_complete_job(%s, %s, 5) as s",
+    status = db.execute("select private.sync_complete_job(%s, %s, 5) as s",
                         [job["msg_id"], job["read_ct"]]).fetchone()
     assert status == {"s": "done"}
-    assert db.execute("select count(*) as n from public.sync_pending_jobs").fetchone() == {"n": 0}
+    assert db.execute("select count(*) as n from private.sync_pending_jobs").fetchone() == {"n": 0}
     assert db.execute("select count(*) as n from pgmq.q_sync").fetchone() == {"n": 0}
-    again = db.execute("select public.enqueue_sync_job('artist_shows', %s) as id",
+    again = db.execute("select private.enqueue_sync_job('artist_shows', %s) as id",
                        [entity]).fetchone()
     assert again is not None and again["id"] is not None
 
 
 def _pending_rows_name_their_messages(db: Connection) -> bool:
     mismatched = db.execute(
-        "select count(*) as n from public.sync_pending_jobs p"
+        "select count(*) as n from private.sync_pending_jobs p"
         " left join pgmq.q_sync q on q.msg_id = p.msg_id"
         " where q.message ->> 'kind' is distinct from p.job_kind"
         " or (q.message ->> 'entity_id')::uuid is distinct from p.entity_id").fetchone()
@@ -92,9 +92,9 @@ def _pending_rows_name_their_messages(db: Connection) -> bool:
 
 def test_a_batch_enqueue_sends_one_message_per_entity_not_yet_pending(db: Connection) -> None:
     pending, new, other = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    db.execute("select public.enqueue_sync_job('create_setlist', %s)", [pending])
+    db.execute("select private.enqueue_sync_job('create_setlist', %s)", [pending])
     queued = db.execute(
-        "select public.enqueue_sync_jobs('create_setlist', %s::uuid[]) as n",
+        "select private.enqueue_sync_jobs('create_setlist', %s::uuid[]) as n",
         [[new, pending, new, None, other]]).fetchone()
     assert queued == {"n": 2}
     entities = sorted(entity for _, entity in _messages(db))
@@ -112,7 +112,7 @@ def test_overlapping_batch_enqueues_at_once_send_one_message_per_entity(
         some = entities[seed * 4 : seed * 4 + 20]  # each overlaps its neighbours
         with psycopg.connect(database_url) as conn:
             barrier.wait()
-            conn.execute("select public.enqueue_sync_jobs('create_setlist', %s::uuid[])",
+            conn.execute("select private.enqueue_sync_jobs('create_setlist', %s::uuid[])",
                          [some[::-1] if seed % 2 else some])
 
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -129,7 +129,7 @@ def _messages(db: Connection) -> list[tuple[str, str]]:
 
 
 def _read_one(db: Connection) -> dict[str, int]:
-    job = db.execute("select msg_id, read_ct from public.sync_read_jobs(300, 1)").fetchone()
+    job = db.execute("select msg_id, read_ct from private.sync_read_jobs(300, 1)").fetchone()
     assert job is not None
     return {"msg_id": job["msg_id"], "read_ct": job["read_ct"]}
 
@@ -141,39 +141,39 @@ def test_a_job_asked_for_while_it_runs_runs_again_after_it(
     """create_setlist(S) is queued (new songs) while a run of create_setlist(S) that
     found no catalogue is finishing: S must get another run."""
     show = uuid.uuid4()
-    db.execute("select public.enqueue_sync_job('create_setlist', %s)", [show])
+    db.execute("select private.enqueue_sync_job('create_setlist', %s)", [show])
     running = _read_one(db)  # a worker runs it
 
     with psycopg.connect(database_url, autocommit=True) as other:
         again = other.execute(
-            "select public.enqueue_sync_job('create_setlist', %s, '{\"why\": \"songs\"}')",
+            "select private.enqueue_sync_job('create_setlist', %s, '{\"why\": \"songs\"}')",
             [show],
         ).fetchone()
     assert again == (None,)  # pending: no second message while it runs
 
     if ending == "done":
         status = db.execute(
-            "select public.sync_complete_job(%s, %s) as s",
+            "select private.sync_complete_job(%s, %s) as s",
             [running["msg_id"], running["read_ct"]],
         ).fetchone()
     else:
         status = db.execute(
-            "select public.sync_fail_job(%s, %s, 'boom', 60, true) as s",
+            "select private.sync_fail_job(%s, %s, 'boom', 60, true) as s",
             [running["msg_id"], running["read_ct"]],
         ).fetchone()
     assert status == {"s": ending}
 
     assert _messages(db) == [("create_setlist", str(show))]
-    rerun = db.execute("select msg_id, read_ct, options from public.sync_read_jobs(300, 1)")
+    rerun = db.execute("select msg_id, read_ct, options from private.sync_read_jobs(300, 1)")
     job = rerun.fetchone()
     assert job is not None and job["msg_id"] != running["msg_id"] and job["read_ct"] == 1
     assert job["options"] == {"why": "songs"}
-    pending = db.execute("select msg_id, rerun from public.sync_pending_jobs").fetchall()
+    pending = db.execute("select msg_id, rerun from private.sync_pending_jobs").fetchall()
     assert pending == [{"msg_id": job["msg_id"], "rerun": False}]
     # This run ends normally: nothing left.
-    db.execute("select public.sync_complete_job(%s, 1)", [job["msg_id"]])
+    db.execute("select private.sync_complete_job(%s, 1)", [job["msg_id"]])
     assert _messages(db) == []
-    assert db.execute("select count(*) as n from public.sync_pending_jobs").fetchone() == {"n": 0}
+    assert db.execute("select count(*) as n from private.sync_pending_jobs").fetchone() == {"n": 0}
 
 
 def test_a_request_while_running_is_kept_when_the_run_completes_concurrently(
@@ -181,18 +181,18 @@ def test_a_request_while_running_is_kept_when_the_run_completes_concurrently(
 ) -> None:
     """Two sessions: the enqueue holds the pending row when the worker completes."""
     show = uuid.uuid4()
-    db.execute("select public.enqueue_sync_job('create_setlist', %s)", [show])
+    db.execute("select private.enqueue_sync_job('create_setlist', %s)", [show])
     running = _read_one(db)
 
     with psycopg.connect(database_url) as enqueuer:
-        enqueuer.execute("select public.enqueue_sync_job('create_setlist', %s)", [show])
+        enqueuer.execute("select private.enqueue_sync_job('create_setlist', %s)", [show])
         with psycopg.connect(database_url, autocommit=True) as worker:
             pid = worker.info.backend_pid
             done: list[object] = []
 
             def complete() -> None:
                 row = worker.execute(
-                    "select public.sync_complete_job(%s, %s)",
+                    "select private.sync_complete_job(%s, %s)",
                     [running["msg_id"], running["read_ct"]],
                 ).fetchone()
                 done.append(row[0] if row else None)
@@ -210,44 +210,44 @@ def test_a_request_while_running_is_kept_when_the_run_completes_concurrently(
             thread.join()
     assert done == ["done"]
     assert _messages(db) == [("create_setlist", str(show))]
-    assert db.execute("select count(*) as n from public.sync_pending_jobs").fetchone() == {"n": 1}
+    assert db.execute("select count(*) as n from private.sync_pending_jobs").fetchone() == {"n": 1}
 
 
 def test_a_retry_covers_a_request_made_while_running(db: Connection) -> None:
     entity = uuid.uuid4()
-    db.execute("select public.enqueue_sync_job('artist_shows', %s)", [entity])
+    db.execute("select private.enqueue_sync_job('artist_shows', %s)", [entity])
     running = _read_one(db)
-    db.execute("select public.enqueue_sync_job('artist_shows', %s)", [entity])
-    assert db.execute("select rerun from public.sync_pending_jobs").fetchone() == {"rerun": True}
+    db.execute("select private.enqueue_sync_job('artist_shows', %s)", [entity])
+    assert db.execute("select rerun from private.sync_pending_jobs").fetchone() == {"rerun": True}
     db.execute(
-        "select public.sync_fail_job(%s, %s, 'boom', 0, false)",
+        "select private.sync_fail_job(%s, %s, 'boom', 0, false)",
         [running["msg_id"], running["read_ct"]],
     )
     retried = _read_one(db)
     assert retried["msg_id"] == running["msg_id"]
-    db.execute("select public.sync_complete_job(%s, %s)", [retried["msg_id"], retried["read_ct"]])
+    db.execute("select private.sync_complete_job(%s, %s)", [retried["msg_id"], retried["read_ct"]])
     assert _messages(db) == []  # the retry was the run asked for: no third one
 
 
 def test_enqueueing_a_job_not_yet_read_does_not_mark_a_rerun(db: Connection) -> None:
     entity = uuid.uuid4()
-    db.execute("select public.enqueue_sync_job('artist_shows', %s)", [entity])
-    db.execute("select public.enqueue_sync_job('artist_shows', %s)", [entity])
-    assert db.execute("select rerun from public.sync_pending_jobs").fetchone() == {"rerun": False}
+    db.execute("select private.enqueue_sync_job('artist_shows', %s)", [entity])
+    db.execute("select private.enqueue_sync_job('artist_shows', %s)", [entity])
+    assert db.execute("select rerun from private.sync_pending_jobs").fetchone() == {"rerun": False}
 
 
 # -- grants: what service_role is given, it can run -----------------------------------------
 
 QUEUE_FUNCTIONS = [
-    "public.enqueue_sync_job(text, uuid, jsonb, integer)",
-    "public.sync_read_jobs(integer, integer)",
-    "public.sync_extend_job(bigint, integer)",
-    "public.sync_complete_job(bigint, integer, integer)",
-    "public.sync_fail_job(bigint, integer, text, integer, boolean, integer)",
-    "public.enqueue_stale_artist_jobs(text, integer)",
-    "public.enqueue_popularity_refresh()",
-    "public.sync_cleanup(interval, interval, interval, interval, interval)",
-    "public.sync_monitoring()",
+    "private.enqueue_sync_job(text, uuid, jsonb, integer)",
+    "private.sync_read_jobs(integer, integer)",
+    "private.sync_extend_job(bigint, integer)",
+    "private.sync_complete_job(bigint, integer, integer)",
+    "private.sync_fail_job(bigint, integer, text, integer, boolean, integer)",
+    "private.enqueue_stale_artist_jobs(text, integer)",
+    "private.enqueue_popularity_refresh()",
+    "private.sync_cleanup(interval, interval, interval, interval, interval)",
+    "private.sync_monitoring()",
 ]
 
 
@@ -262,8 +262,9 @@ def test_service_role_has_no_rights_on_pgmq_or_cron(database_url: str) -> None:
 def test_functions_using_pgmq_or_cron_are_not_granted_to_service_role(db: Connection) -> None:
     granted = db.execute(
         "select p.oid::regprocedure::text as fn from pg_proc p"
-        " where p.pronamespace = 'public'::regnamespace and not p.prosecdef"
-        "   and p.prosrc ~ '(pgmq|cron)\\.|public\\.(enqueue_sync_job|sync_release_pending)\\('"
+        " where p.pronamespace in ('public'::regnamespace, 'private'::regnamespace)"
+        "   and not p.prosecdef"
+        "   and p.prosrc ~ '(pgmq|cron)\\.|private\\.(enqueue_sync_job|sync_release_pending)\\('"
         "   and has_function_privilege('service_role', p.oid, 'execute')"
     ).fetchall()
     assert granted == []
@@ -293,11 +294,11 @@ def test_service_role_can_ingest_songs_that_queue_setlists(
     ).fetchone()
     assert show is not None
     db.execute("delete from pgmq.q_sync")
-    db.execute("delete from public.sync_pending_jobs")
+    db.execute("delete from private.sync_pending_jobs")
     with psycopg.connect(database_url) as conn:
         conn.execute("set role service_role")
         rows = conn.execute(
-            "select song_id from public.ingest_songs(%s, '[{\"title\": \"Tweezer\"}]')",
+            "select song_id from private.ingest_songs(%s, '[{\"title\": \"Tweezer\"}]')",
             [artist["id"]],
         ).fetchall()
         conn.commit()

@@ -199,7 +199,7 @@ def test_the_new_show_webhook_posts_what_create_setlist_accepts(
     )
 
     with pytest.raises(Exception, match="pg_net"):
-        db.execute("select public.schedule_new_show_webhook('https://fn.example.com/x')")
+        db.execute("select private.schedule_new_show_webhook('https://fn.example.com/x')")
     db.execute("create schema net")
     db.execute("create table net.posts (url text, headers jsonb, body jsonb)")
     db.execute(
@@ -212,7 +212,7 @@ def test_the_new_show_webhook_posts_what_create_setlist_accepts(
     db.execute("create view vault.decrypted_secrets as"
                f" select 'internal_secret'::text as name, '{SECRET}'::text as decrypted_secret")
     url = "https://europe-west1-theset-staging.cloudfunctions.net/create_setlist"
-    db.execute("select public.schedule_new_show_webhook(%s)", [url])
+    db.execute("select private.schedule_new_show_webhook(%s)", [url])
     trigger = db.execute("select pg_get_triggerdef(oid) as d from pg_trigger"
                          " where tgname = 'shows_create_setlist_webhook'").fetchone()
     assert trigger is not None and SECRET not in trigger["d"]
@@ -232,6 +232,6 @@ def test_the_new_show_webhook_posts_what_create_setlist_accepts(
     assert answer.status_code == 200, answer.get_data(as_text=True)
     assert answer.json is not None and answer.json["status"] == "ready"
 
-    db.execute("select public.unschedule_new_show_webhook()")
+    db.execute("select private.unschedule_new_show_webhook()")
     insert_show(db, artist, insert_venue(db, "The Anthem"), 40)
     assert db.execute("select count(*) as n from net.posts").fetchone() == {"n": 1}

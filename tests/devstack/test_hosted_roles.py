@@ -59,11 +59,12 @@ def test_postgres_has_exactly_what_hosted_supabase_gives_it(db: Connection) -> N
 def test_every_project_object_belongs_to_postgres(db: Connection) -> None:
     foreign = db.execute(
         "select c.relname, pg_get_userbyid(c.relowner) as owner from pg_class c"
-        " where c.relnamespace in ('public'::regnamespace, 'ops'::regnamespace)"
+        " where c.relnamespace in"
+        "   ('public'::regnamespace, 'private'::regnamespace, 'ops'::regnamespace)"
         " and pg_get_userbyid(c.relowner) <> 'postgres'"
         " union all"
         " select p.proname, pg_get_userbyid(p.proowner) from pg_proc p"
-        " where p.pronamespace = 'public'::regnamespace"
+        " where p.pronamespace in ('public'::regnamespace, 'private'::regnamespace)"
         " and pg_get_userbyid(p.proowner) <> 'postgres'").fetchall()
     assert foreign == []
 
@@ -107,16 +108,19 @@ def _catalogue(url: str) -> list[tuple[object, ...]]:
             select 'column', c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
                    a.attnotnull::text
               from pg_attribute a join pg_class c on c.oid = a.attrelid
-             where c.relnamespace in ('public'::regnamespace, 'ops'::regnamespace)
+             where c.relnamespace in ('public'::regnamespace, 'private'::regnamespace,
+                                      'ops'::regnamespace)
                and a.attnum > 0 and not a.attisdropped
             union all
             select 'relation', c.relname, c.relkind::text, coalesce(c.relacl::text, ''), ''
               from pg_class c
-             where c.relnamespace in ('public'::regnamespace, 'ops'::regnamespace)
+             where c.relnamespace in ('public'::regnamespace, 'private'::regnamespace,
+                                      'ops'::regnamespace)
             union all
             select 'routine', p.oid::regprocedure::text, md5(p.prosrc),
                    coalesce(p.proacl::text, ''), p.prosecdef::text
-              from pg_proc p where p.pronamespace = 'public'::regnamespace
+              from pg_proc p
+             where p.pronamespace in ('public'::regnamespace, 'private'::regnamespace)
             union all
             select 'policy', tablename, policyname, coalesce(qual, ''),
                    coalesce(with_check, '') from pg_policies

@@ -89,7 +89,7 @@ def test_concurrent_votes_through_the_pooler(pooled_url: str, db: Connection) ->
     with ThreadPoolExecutor(max_workers=16) as pool:
         statuses = list(pool.map(vote, fans))
     assert statuses == [200] * len(fans)
-    assert scalar(db, "select public.exact_vote_count(ss) from public.setlist_songs ss"
+    assert scalar(db, "select private.exact_vote_count(ss) from public.setlist_songs ss"
                       " where ss.id = %s",
                   [entry]) == len(fans)
     assert scalar(db, "select count(*) from public.votes") == len(fans)

@@ -75,7 +75,7 @@ def vote(db: Connection, user_id: uuid.UUID, setlist_song_id: uuid.UUID,
         [user_id, setlist_song_id, days_ago * 86400])
     # Rankings read setlist_songs.vote_count, the count as last broadcast: send
     # it now (an interval this short is never within the last message's window).
-    db.execute("select * from public.flush_vote_broadcasts('1 microsecond')")
+    db.execute("select * from private.flush_vote_broadcasts('1 microsecond')")
 
 
 def call(url: str, function: str, role: str = "anon", user_id: uuid.UUID | None = None,

@@ -173,8 +173,8 @@ def test_my_artists_without_a_signed_in_user_is_an_error(database_url: str) -> N
 
 
 def test_every_discovery_rpc_is_stable_and_granted_to_the_api_roles(db: Connection) -> None:
-    functions = ["show_summary", "upcoming_shows", "trending_shows", "popular_artists",
-                 "my_artists"]
+    functions = ["private.show_summary", "public.upcoming_shows", "public.trending_shows",
+                 "public.popular_artists", "public.my_artists"]
     for name in functions:
         row = db.execute(
             "select p.provolatile, p.proconfig,"
@@ -182,7 +182,7 @@ def test_every_discovery_rpc_is_stable_and_granted_to_the_api_roles(db: Connecti
             " has_function_privilege('authenticated', p.oid, 'execute') as authenticated,"
             " has_function_privilege('service_role', p.oid, 'execute') as service,"
             " exists (select 1 from aclexplode(p.proacl) acl where acl.grantee = 0) as public"
-            " from pg_proc p where p.oid = %s::regproc", [f"public.{name}"]).fetchone()
+            " from pg_proc p where p.oid = %s::regproc", [name]).fetchone()
         assert row is not None, name
         assert row["provolatile"] == "s", name
         assert row["proconfig"] == ['search_path=""'], name
@@ -199,11 +199,11 @@ def test_replacing_user_artists_is_backend_only_and_keeps_the_best_rank(
         with request_as(database_url, role, user_id) as conn, pytest.raises(
             psycopg.errors.InsufficientPrivilege
         ):
-            conn.execute("select public.replace_user_artists(%s, %s, %s)",
+            conn.execute("select private.replace_user_artists(%s, %s, %s)",
                          [user, [first], []])
     with request_as(database_url, "service_role", commit=True) as conn:
         row = conn.execute(
-            "select public.replace_user_artists(%s, %s::uuid[], %s::uuid[]) as counts",
+            "select private.replace_user_artists(%s, %s::uuid[], %s::uuid[]) as counts",
             [user, [second, first, second], [first, first]]).fetchone()
     assert row is not None
     assert row["counts"] == {"top": 2, "followed": 1, "removed": 0}
@@ -211,6 +211,6 @@ def test_replacing_user_artists_is_backend_only_and_keeps_the_best_rank(
         "select artist_id, relation, rank from public.user_artists where user_id = %s", [user])}
     assert ranks == {(second, "top"): 1, (first, "top"): 2, (first, "followed"): None}
     with pytest.raises(psycopg.Error) as raised:
-        db.execute("select public.replace_user_artists(%s, %s::uuid[], '{}')",
+        db.execute("select private.replace_user_artists(%s, %s::uuid[], '{}')",
                    [uuid.uuid4(), [first]])
     assert raised.value.diag.message_hint == "unknown_user"

@@ -99,7 +99,7 @@ def test_a_cached_answer_expires_after_its_ttl(
     assert search(client, "horses").json["cached"] is False
     assert search(client, "horses").json["cached"] is True
     ttl = get_settings().search_cache_ttl_seconds
-    db.execute("update public.search_cache set fetched_at = now() - make_interval(secs => %s)",
+    db.execute("update private.search_cache set fetched_at = now() - make_interval(secs => %s)",
                [ttl + 1])
     assert search(client, "horses").json["cached"] is False
     assert len(tm_calls(httpx_mock)) == 2
@@ -229,7 +229,7 @@ def test_request_traffic_stops_at_its_share_and_the_sync_share_stays_free(
     assert answers[2].json["error"]["code"] == "upstream_rate_limited"
     assert len(httpx_mock.get_requests()) == 2
     quota = db.execute("select request_calls, sync_calls, daily_limit, sync_reserved"
-                       " from public.source_daily_quotas where provider = 'ticketmaster'"
+                       " from private.source_daily_quotas where provider = 'ticketmaster'"
                        ).fetchone()
     assert quota == {"request_calls": 2, "sync_calls": 0, "daily_limit": 5, "sync_reserved": 3}
 
@@ -271,7 +271,7 @@ def test_when_ticketmaster_fails_our_own_artists_answer(
     db: Connection
 ) -> None:
     if failure == "request_share_spent":
-        db.execute("update public.source_daily_quotas set request_calls = 2000"
+        db.execute("update private.source_daily_quotas set request_calls = 2000"
                    " where provider = 'ticketmaster'")
     elif failure == "connection_refused":
         httpx_mock.add_exception(httpx.ConnectError("[Errno 111] Connection refused"),

@@ -98,11 +98,11 @@ def test_first_sync_reads_spotify_and_stores_ranked_top_and_followed_artists(
                for r in httpx_mock.get_requests())
     assert SPOTIFY_TOKEN not in response.get_data(as_text=True)
     state = db.execute(
-        "select next_due_at - last_success_at as ttl from public.sync_state"
+        "select next_due_at - last_success_at as ttl from private.sync_state"
         " where job_kind = 'user_artists' and entity_id = %s", [user]).fetchone()
     assert state is not None and state["ttl"].total_seconds() == 3600
     # New artists are queued for import (their shows follow from there).
-    queued = db.execute("select count(*) as n from public.sync_pending_jobs"
+    queued = db.execute("select count(*) as n from private.sync_pending_jobs"
                         " where job_kind = 'artist_details'").fetchone()
     assert queued is not None and queued["n"] == 5
 
@@ -154,7 +154,7 @@ def test_force_and_expiry_refresh_and_stale_rows_are_replaced(
     assert user_rows(db, user) == {(PHISH, "top", 1), (SHINS, "followed", None)}
 
     # An hour later the next call reads Spotify again without force.
-    db.execute("update public.sync_state set next_due_at = now() - interval '1 second'"
+    db.execute("update private.sync_state set next_due_at = now() - interval '1 second'"
                " where job_kind = 'user_artists' and entity_id = %s", [user])
     httpx_mock.add_response(url=TOP, json=copy.deepcopy(top))
     httpx_mock.add_response(url=FOLLOWING, json=copy.deepcopy(following))
@@ -179,7 +179,7 @@ def test_a_rejected_spotify_token_is_401_asking_for_a_refresh(
     assert "refresh" in response.json["error"]["message"]
     assert SPOTIFY_TOKEN not in response.get_data(as_text=True)
     assert user_rows(db, user) == set()
-    state = db.execute("select last_success_at, last_error from public.sync_state"
+    state = db.execute("select last_success_at, last_error from private.sync_state"
                        " where job_kind = 'user_artists' and entity_id = %s", [user]).fetchone()
     assert state is not None
     assert state["last_success_at"] is None and state["last_error"] == "BadCredentials"

@@ -138,14 +138,14 @@ def scalar(db: Connection, query: str, params: Sequence[Any] = ()) -> Any:
 
 def exact_count(db: Connection, entry: uuid.UUID) -> int:
     """The song's exact vote count (the sum of its tallies)."""
-    value: int = scalar(db, "select public.exact_vote_count(ss) from public.setlist_songs ss"
+    value: int = scalar(db, "select private.exact_vote_count(ss) from public.setlist_songs ss"
                             " where ss.id = %s", [entry])
     return value
 
 
 def flush(db: Connection, every: str = "1 second") -> list[dict[str, Any]]:
     """One run of the broadcast flush; the messages it sent ({setlist_id, version, songs})."""
-    return db.execute("select * from public.flush_vote_broadcasts(%s::interval)",
+    return db.execute("select * from private.flush_vote_broadcasts(%s::interval)",
                       [every]).fetchall()
 
 

@@ -46,7 +46,7 @@ def vote(client: Client, bearer: str | None, body: Any, **headers: str) -> TestR
 
 def nothing_written(db: Connection) -> bool:
     return bool(scalar(db, "select count(*) from public.votes") == 0
-            and scalar(db, "select count(*) from public.vote_tallies") == 0
+            and scalar(db, "select count(*) from private.vote_tallies") == 0
             and scalar(db, "select count(*) from realtime.messages") == 0)
 
 
@@ -72,7 +72,7 @@ def test_vote_and_unvote(client: Client, db: Connection) -> None:
     assert (back.json["vote_count"], back.json["voted"], back.json["votes_used"]) == (0, False, 0)
     assert scalar(db, "select count(*) from public.votes") == 0
     # The change waits, dirty, for the next broadcast flush; it nets to zero.
-    assert scalar(db, "select bool_and(dirty) and sum(votes) = 0 from public.vote_tallies") is True
+    assert scalar(db, "select bool_and(dirty) and sum(votes) = 0 from private.vote_tallies") is True
 
 
 def test_the_body_cannot_name_the_voter(client: Client, db: Connection) -> None:

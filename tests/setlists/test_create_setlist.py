@@ -125,7 +125,7 @@ def test_an_empty_catalogue_is_pending_and_queued_never_invented(db: Connection)
     artist = insert_artist(db)
     show = insert_show(db, artist, insert_venue(db))
     db.execute("delete from pgmq.q_sync")
-    db.execute("delete from public.sync_pending_jobs")
+    db.execute("delete from private.sync_pending_jobs")
     answer = rpc(db, show)
     assert answer == {
         "show_id": str(show), "artist_id": str(artist), "status": "pending", "created": False,
@@ -149,7 +149,7 @@ def test_a_closed_show_gets_no_setlist_and_no_job(db: Connection, closed: str) -
         db.execute("update public.shows set local_date = current_date,"
                    " starts_at = now() - interval '1 hour' where id = %s", [show])
     db.execute("delete from pgmq.q_sync")
-    db.execute("delete from public.sync_pending_jobs")
+    db.execute("delete from private.sync_pending_jobs")
     with pytest.raises(psycopg.Error) as refused:
         rpc(db, show)
     assert (refused.value.sqlstate, refused.value.diag.message_hint) == ("PT409", "show_closed")
@@ -160,7 +160,7 @@ def test_a_closed_show_gets_no_setlist_and_no_job(db: Connection, closed: str) -
 def test_a_closed_show_without_a_catalogue_is_refused_not_queued(db: Connection) -> None:
     show = insert_show(db, insert_artist(db), insert_venue(db), -3)
     db.execute("delete from pgmq.q_sync")
-    db.execute("delete from public.sync_pending_jobs")
+    db.execute("delete from private.sync_pending_jobs")
     with pytest.raises(psycopg.Error, match="no predicted setlist"):
         rpc(db, show)
     assert queued_setlist_jobs(db) == []
@@ -187,7 +187,7 @@ def test_new_shows_and_new_songs_queue_the_job(db: Connection, spotify: Upstream
     db.execute("update public.shows set status = 'cancelled' where id = %s", [cancelled])
     assert queued_setlist_jobs(db) == [str(show), str(cancelled)]
     db.execute("delete from pgmq.q_sync")
-    db.execute("delete from public.sync_pending_jobs")
+    db.execute("delete from private.sync_pending_jobs")
     # The catalogue arrives (imported, as the catalogue job does): the show
     # still without a setlist is queued again.
     spotify.spotify_catalogue()
@@ -393,7 +393,7 @@ def test_function_answers_pending_when_spotify_fails(
     artist = _artist_on_spotify(db)
     show = insert_show(db, artist, insert_venue(db))
     db.execute("delete from pgmq.q_sync")
-    db.execute("delete from public.sync_pending_jobs")
+    db.execute("delete from private.sync_pending_jobs")
     response = post(client, {"show_id": str(show)})
     assert response.status_code == 202
     assert response.json is not None
@@ -435,7 +435,7 @@ def worker() -> Worker:
 def run_one_job(db: Connection) -> JobResult:
     """Read the next visible job off the queue and run it as the worker does."""
     row = db.execute("select msg_id, attempt, enqueued_at, message, options"
-                     " from public.sync_read_jobs(300, 1)").fetchone()
+                     " from private.sync_read_jobs(300, 1)").fetchone()
     assert row is not None
     return worker().process(row)
 
@@ -499,7 +499,7 @@ def test_the_job_ends_pending_without_a_spotify_id(database_url: str, db: Connec
     artist = _artist_on_spotify(db, spotify_id=None)
     show = insert_show(db, artist, insert_venue(db))
     db.execute("delete from pgmq.q_sync")
-    db.execute("delete from public.sync_pending_jobs")
+    db.execute("delete from private.sync_pending_jobs")
     assert setlists.create_setlist_job(job_for(show)) == {
         "status": "pending", "created": False, "setlist_id": None,
         "pending_reason": "no_spotify_id", "catalogue_queued": False,

@@ -154,7 +154,7 @@ def test_artist_page_lists_past_shows_and_averages_their_accuracy(
     # Looked up, nothing found yet: listed, no accuracy.
     third = insert_show(db, first.artist_id, insert_venue(db, "Ryman Auditorium", "Nashville"),
                         -1)
-    db.execute("insert into public.played_setlist_lookups (show_id, status) values"
+    db.execute("insert into private.played_setlist_lookups (show_id, status) values"
                " (%s, 'waiting')", [third])
 
     page = artist_page(database_url, first.artist_id)

@@ -193,7 +193,7 @@ def test_a_flush_running_while_votes_commit_misses_no_change(
             " from realtime.messages where topic = %s group by 1 having count(*) > 1",
             [every, f"setlist:{stage.setlist_id}"]).fetchall()
         assert windows == []
-    assert scalar(db, "select count(*) from public.vote_tallies where dirty") == 0
+    assert scalar(db, "select count(*) from private.vote_tallies where dirty") == 0
 
 
 def test_a_rolled_back_vote_announces_nothing(database_url: str, db: Connection) -> None:
@@ -211,7 +211,7 @@ def test_api_roles_cannot_flush(database_url: str, db: Connection, role: str) ->
     with request_as(database_url, role, user) as conn, pytest.raises(
         errors.InsufficientPrivilege
     ):
-        conn.execute("select * from public.flush_vote_broadcasts()")
+        conn.execute("select * from private.flush_vote_broadcasts()")
 
 
 def test_anyone_may_receive_a_setlist_topic(database_url: str, db: Connection) -> None:
@@ -249,16 +249,16 @@ def test_no_client_may_send_on_a_setlist_topic(
 
 def test_the_production_schedule_runs_the_flush_at_the_interval(db: Connection) -> None:
     # A whole-minute interval is a classic cron schedule, which pg_cron 1.4 here runs.
-    job = scalar(db, "select public.schedule_vote_broadcasts('2 minutes')")
+    job = scalar(db, "select private.schedule_vote_broadcasts('2 minutes')")
     row = db.execute("select schedule, command from cron.job where jobid = %s", [job]).fetchone()
     assert row == {"schedule": "*/2 * * * *",
-                   "command": "select public.flush_vote_broadcasts('00:02:00'::interval)"}
-    assert scalar(db, "select public.unschedule_vote_broadcasts()") is True
-    assert scalar(db, "select public.unschedule_vote_broadcasts()") is False
+                   "command": "select private.flush_vote_broadcasts('00:02:00'::interval)"}
+    assert scalar(db, "select private.unschedule_vote_broadcasts()") is True
+    assert scalar(db, "select private.unschedule_vote_broadcasts()") is False
     # Seconds go to pg_cron as '<n> seconds', which Supabase Cron (pg_cron >= 1.5)
     # accepts and the pg_cron 1.4 here refuses.
     with pytest.raises(psycopg.Error, match="1 seconds"):
-        db.execute("select public.schedule_vote_broadcasts()")
+        db.execute("select private.schedule_vote_broadcasts()")
     for bad in ("1.5 seconds", "90 seconds", "2 hours"):
         with pytest.raises(errors.InvalidParameterValue):
-            db.execute("select public.schedule_vote_broadcasts(%s::interval)", [bad])
+            db.execute("select private.schedule_vote_broadcasts(%s::interval)", [bad])

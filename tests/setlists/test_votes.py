@@ -104,7 +104,7 @@ def test_direct_writes_to_votes_are_refused(database_url: str, db: Connection) -
     with request_as(database_url, "authenticated", fan) as conn, pytest.raises(
         errors.InsufficientPrivilege
     ):
-        conn.execute("insert into public.vote_tallies (setlist_song_id, slot, votes)"
+        conn.execute("insert into private.vote_tallies (setlist_song_id, slot, votes)"
                      " values (%s, 0, 1000)", [stage.entries[0]])
     assert count_of(db, stage.entries[0]) == 0
 
@@ -144,14 +144,14 @@ def test_refusals_write_nothing(database_url: str, db: Connection, setup: str, h
             conn.execute("select public.cast_vote(%s)", [entry])
     assert raised.value.diag.message_hint == hint
     assert scalar(db, "select count(*) from public.votes") == 0
-    assert scalar(db, "select count(*) from public.vote_tallies") == 0
+    assert scalar(db, "select count(*) from private.vote_tallies") == 0
     assert flush(db) == []
     assert scalar(db, "select count(*) from realtime.messages") == 0
 
 
 def test_voting_closes_at_the_start_or_the_local_date_in_the_venue_timezone(db: Connection) -> None:
     def closes(starts_at: str | None, day: str, time: str | None, zone: str | None) -> str:
-        value: str = scalar(db, "select public.voting_closes_at(%s, %s, %s, %s)::text",
+        value: str = scalar(db, "select private.voting_closes_at(%s, %s, %s, %s)::text",
                             [starts_at, day, time, zone])
         return value
 
@@ -298,7 +298,7 @@ def test_removing_a_setlist_song_with_votes_works(database_url: str, db: Connect
         cast_vote(conn, fan, stage.entries[0])
     db.execute("delete from public.setlist_songs where id = %s", [stage.entries[0]])
     assert scalar(db, "select count(*) from public.votes") == 0
-    assert scalar(db, "select count(*) from public.vote_tallies") == 0
+    assert scalar(db, "select count(*) from private.vote_tallies") == 0
     assert flush(db) == []
 
 
@@ -309,7 +309,7 @@ def test_every_writer_of_votes_keeps_the_slots_exact(db: Connection) -> None:
     stage = build_stage(db)
     fan, other = create_user(db), create_user(db)
     x, y = stage.entries[0], stage.entries[1]
-    assert scalar(db, "select count(*) from public.vote_tallies") == 0
+    assert scalar(db, "select count(*) from private.vote_tallies") == 0
     db.execute("insert into public.votes (user_id, setlist_song_id) values (%s, %s)", [fan, x])
     skipped = db.execute("insert into public.votes (user_id, setlist_song_id) values (%s, %s)"
                          " on conflict do nothing", [fan, x])
@@ -324,7 +324,7 @@ def test_every_writer_of_votes_keeps_the_slots_exact(db: Connection) -> None:
         "select t.setlist_song_id, t.slot, t.votes,"
         "       (select count(*) from public.votes v"
         "         where v.setlist_song_id = t.setlist_song_id and v.slot = t.slot) as rows"
-        "  from public.vote_tallies t").fetchall()
+        "  from private.vote_tallies t").fetchall()
     assert all(s["votes"] == s["rows"] for s in slots)
     db.execute("delete from public.votes")
     assert [count_of(db, e) for e in (x, y)] == [0, 0]

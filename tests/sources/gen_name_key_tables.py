@@ -1,6 +1,6 @@
 """Regenerate ``shared/sources/name_key_tables.py`` from a migrated database.
 
-``records.name_key`` must give exactly what the database's ``public.name_key``
+``records.name_key`` must give exactly what the database's ``private.name_key``
 gives, and that depends on the database's ``unaccent`` rules and on what its
 locale (C.UTF-8) counts as ``[[:alnum:]]``. Both are read from the database
 itself, character by character::

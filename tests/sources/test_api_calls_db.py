@@ -61,7 +61,7 @@ def test_every_attempt_is_a_row_and_a_json_log_line(
 
     rows = db.execute(
         "select provider, endpoint, method, status_code, attempt, outcome, error, latency_ms"
-        " from public.api_calls order by id"
+        " from private.api_calls order by id"
     ).fetchall()
     assert [
         {k: r[k] for k in ("provider", "endpoint", "method", "status_code", "attempt", "outcome")}
@@ -119,7 +119,7 @@ def test_the_ticketmaster_key_is_absent_from_rows_and_logs_after_a_quota_429(
         tm.get_attraction("K8vZ9171ob7")
 
     output = capfd.readouterr()
-    (row,) = db.execute("select * from public.api_calls").fetchall()
+    (row,) = db.execute("select * from private.api_calls").fetchall()
     assert row["outcome"] == "quota_exhausted"
     assert "Identifier : [REDACTED]" in row["error"]
     everything = json.dumps(row, default=str) + output.out + output.err + str(raised.value)
@@ -133,7 +133,7 @@ def test_a_failing_call_log_does_not_fail_the_call(
     clock: FakeClock,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    db.execute("alter table public.api_calls rename to api_calls_gone")
+    db.execute("alter table private.api_calls rename to api_calls_gone")
     httpx_mock.add_response(url=ATTRACTION_URL, json=payload("tm_attraction.json"))
 
     with client(clock) as tm:
@@ -166,7 +166,7 @@ def test_a_failing_call_log_does_not_fail_the_call(
     ],
 )
 def test_name_key_agrees_with_the_database(database_url: str, db: Connection, name: str) -> None:
-    row = db.execute("select public.name_key(%s) as key", [name]).fetchone()
+    row = db.execute("select private.name_key(%s) as key", [name]).fetchone()
     assert row == {"key": name_key(name)}
 
 
@@ -213,7 +213,7 @@ def test_spotify_tokens_are_absent_from_rows_and_logs(
             spotify.me_followed_artists(SecretStr(user_token))
 
     output = capfd.readouterr()
-    rows = db.execute("select * from public.api_calls where outcome = 'client_error'").fetchall()
+    rows = db.execute("select * from private.api_calls where outcome = 'client_error'").fetchall()
     assert [row["endpoint"] for row in rows] == ["/artists/{id}", "/me/following"]
     assert all("Bearer [REDACTED]" in row["error"] for row in rows)
     everything = (

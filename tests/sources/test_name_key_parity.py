@@ -1,4 +1,4 @@
-"""``records.name_key`` gives exactly what the database's ``public.name_key`` gives.
+"""``records.name_key`` gives exactly what the database's ``private.name_key`` gives.
 
 Both run on the same inputs against the test database: tricky artist names,
 then every character of the Basic Multilingual Plane inside a word, which
@@ -90,7 +90,7 @@ TRICKY_NAMES = [
 
 def _database_keys(db: Connection, names: list[str]) -> list[str]:
     rows = db.execute(
-        "select public.name_key(n) as key from unnest(%s::text[]) with ordinality as t(n, i)"
+        "select private.name_key(n) as key from unnest(%s::text[]) with ordinality as t(n, i)"
         " order by i",
         [names],
     ).fetchall()

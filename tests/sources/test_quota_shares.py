@@ -1,4 +1,4 @@
-"""Daily quota shares in ``public.reserve_rate_slot``: every call counted in its
+"""Daily quota shares in ``private.reserve_rate_slot``: every call counted in its
 share, request traffic stopped at the quota less the sync's reserve, the sync
 free to use the rest, exact under concurrency, reset each UTC day."""
 
@@ -26,7 +26,7 @@ FAST = 1_000_000.0
 
 def reserve(db: Connection, share: str, limit: int = 10, reserved: int = 4) -> bool:
     row = db.execute(
-        "select reserved, quota_reset_at from public.reserve_rate_slot"
+        "select reserved, quota_reset_at from private.reserve_rate_slot"
         "('ticketmaster', %s, null, %s, %s, %s)", [FAST, share, limit, reserved]).fetchone()
     assert row is not None
     assert row["reserved"] == (row["quota_reset_at"] is None)
@@ -36,7 +36,7 @@ def reserve(db: Connection, share: str, limit: int = 10, reserved: int = 4) -> b
 def test_requests_stop_at_their_share_and_the_sync_uses_the_rest(db: Connection) -> None:
     assert [reserve(db, "request") for _ in range(8)] == [True] * 6 + [False] * 2
     assert [reserve(db, "sync") for _ in range(6)] == [True] * 4 + [False] * 2
-    status = db.execute("select public.source_quota_status() as s").fetchone()
+    status = db.execute("select private.source_quota_status() as s").fetchone()
     assert status is not None
     [tm] = [q for q in status["s"] if q["provider"] == "ticketmaster"]
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date()
@@ -55,13 +55,13 @@ def test_the_sync_may_use_the_request_share_when_requests_do_not(db: Connection)
 def test_a_refused_call_books_no_slot_and_is_not_counted(db: Connection) -> None:
     for _ in range(6):
         reserve(db, "request")
-    before = db.execute("select next_slot_at from public.source_rate_limits"
+    before = db.execute("select next_slot_at from private.source_rate_limits"
                         " where provider = 'ticketmaster'").fetchone()
     assert reserve(db, "request") is False
-    after = db.execute("select next_slot_at from public.source_rate_limits"
+    after = db.execute("select next_slot_at from private.source_rate_limits"
                        " where provider = 'ticketmaster'").fetchone()
     assert before == after
-    counts = db.execute("select request_calls from public.source_daily_quotas"
+    counts = db.execute("select request_calls from private.source_daily_quotas"
                         " where provider = 'ticketmaster'").fetchone()
     assert counts == {"request_calls": 6}
 
@@ -69,10 +69,10 @@ def test_a_refused_call_books_no_slot_and_is_not_counted(db: Connection) -> None
 def test_counters_start_again_on_a_new_utc_day(db: Connection) -> None:
     for _ in range(6):
         reserve(db, "request")
-    db.execute("update public.source_daily_quotas set day = day - 1"
+    db.execute("update private.source_daily_quotas set day = day - 1"
                " where provider = 'ticketmaster'")
     assert reserve(db, "request") is True
-    counts = db.execute("select request_calls, sync_calls from public.source_daily_quotas"
+    counts = db.execute("select request_calls, sync_calls from private.source_daily_quotas"
                         " where provider = 'ticketmaster'").fetchone()
     assert counts == {"request_calls": 1, "sync_calls": 0}
 
@@ -81,7 +81,7 @@ def test_concurrent_callers_get_exactly_the_share(database_url: str) -> None:
     def one(i: int) -> bool:
         with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
             row = conn.execute(
-                "select reserved from public.reserve_rate_slot"
+                "select reserved from private.reserve_rate_slot"
                 "('ticketmaster', %s, null, %s, 100, 40)",
                 [FAST, "request" if i % 2 else "sync"]).fetchone()
             return bool(row and row["reserved"])
@@ -98,7 +98,7 @@ def test_concurrent_callers_get_exactly_the_share(database_url: str) -> None:
 def test_a_quota_that_makes_no_sense_is_refused(db: Connection, limit: int,
                                                 reserved: int) -> None:
     with pytest.raises(psycopg.errors.InvalidParameterValue):
-        db.execute("select * from public.reserve_rate_slot('ticketmaster', 5, null, 'sync',"
+        db.execute("select * from private.reserve_rate_slot('ticketmaster', 5, null, 'sync',"
                    " %s, %s)", [limit, reserved])
 
 
@@ -118,10 +118,10 @@ def test_a_slot_taken_again_for_a_call_already_counted_is_not_counted(db: Connec
     reserve(db, "request")
     for _ in range(3):
         row = db.execute(
-            "select reserved from public.reserve_rate_slot"
+            "select reserved from private.reserve_rate_slot"
             "('ticketmaster', %s, null, 'request', 10, 4, false)", [FAST]).fetchone()
         assert row == {"reserved": True}
-    counts = db.execute("select request_calls from public.source_daily_quotas"
+    counts = db.execute("select request_calls from private.source_daily_quotas"
                         " where provider = 'ticketmaster'").fetchone()
     assert counts == {"request_calls": 1}
 

@@ -29,7 +29,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 def _reserve(db: Connection, provider: str, per_second: float) -> datetime:
     row = db.execute(
-        "select slot_at from public.reserve_rate_slot(%s, %s)", [provider, per_second]
+        "select slot_at from private.reserve_rate_slot(%s, %s)", [provider, per_second]
     ).fetchone()
     assert row is not None and row["slot_at"] is not None
     slot: datetime = row["slot_at"]
@@ -39,7 +39,7 @@ def _reserve(db: Connection, provider: str, per_second: float) -> datetime:
 def _book_ahead(db: Connection, provider: str) -> datetime:
     """Move the provider's next free slot an hour ahead, as a long burst would; return it."""
     row = db.execute(
-        "update public.source_rate_limits set next_slot_at = clock_timestamp() + interval '1 hour'"
+        "update private.source_rate_limits set next_slot_at = clock_timestamp() + interval '1 hour'"
         " where provider = %s returning next_slot_at",
         [provider],
     ).fetchone()
@@ -61,7 +61,7 @@ def test_reservations_are_spaced_by_the_rate(database_url: str, db: Connection) 
 
 def test_idle_time_is_not_saved_up_for_a_burst(database_url: str, db: Connection) -> None:
     db.execute(
-        "update public.source_rate_limits set next_slot_at = now() - interval '1 hour'"
+        "update private.source_rate_limits set next_slot_at = now() - interval '1 hour'"
         " where provider = 'ticketmaster'"
     )
     row = db.execute("select now() as now").fetchone()
@@ -77,7 +77,7 @@ def test_idle_time_is_not_saved_up_for_a_burst(database_url: str, db: Connection
 
 def _next_slot(db: Connection, provider: str) -> datetime:
     row = db.execute(
-        "select next_slot_at from public.source_rate_limits where provider = %s", [provider]
+        "select next_slot_at from private.source_rate_limits where provider = %s", [provider]
     ).fetchone()
     assert row is not None
     next_slot: datetime = row["next_slot_at"]
@@ -86,12 +86,12 @@ def _next_slot(db: Connection, provider: str) -> datetime:
 
 def test_a_slot_beyond_the_max_wait_is_not_reserved(database_url: str, db: Connection) -> None:
     # One slot every 1,000 s: the second slot is always more than 10 s away.
-    first = db.execute("select * from public.reserve_rate_slot('spotify', 0.001, 10)").fetchone()
+    first = db.execute("select * from private.reserve_rate_slot('spotify', 0.001, 10)").fetchone()
     assert first is not None and first["reserved"]
     booked = _next_slot(db, "spotify")
     assert booked - first["slot_at"] == timedelta(seconds=1000)
 
-    refused = db.execute("select * from public.reserve_rate_slot('spotify', 0.001, 10)").fetchone()
+    refused = db.execute("select * from private.reserve_rate_slot('spotify', 0.001, 10)").fetchone()
 
     assert refused is not None
     assert (refused["reserved"], refused["slot_at"], refused["paused_until"]) == (False, None, None)
@@ -99,7 +99,7 @@ def test_a_slot_beyond_the_max_wait_is_not_reserved(database_url: str, db: Conne
     assert _next_slot(db, "spotify") == booked  # nothing advanced
 
     # Without a bound (or with one far enough) the very slot the refusal skipped is reserved.
-    taken = db.execute("select * from public.reserve_rate_slot('spotify', 0.001)").fetchone()
+    taken = db.execute("select * from private.reserve_rate_slot('spotify', 0.001)").fetchone()
     assert taken is not None and taken["reserved"]
     assert taken["slot_at"] == booked
     assert _next_slot(db, "spotify") == booked + timedelta(seconds=1000)
@@ -107,7 +107,7 @@ def test_a_slot_beyond_the_max_wait_is_not_reserved(database_url: str, db: Conne
 
 def test_a_negative_max_wait_is_rejected(database_url: str, db: Connection) -> None:
     with pytest.raises(psycopg.errors.InvalidParameterValue):
-        db.execute("select * from public.reserve_rate_slot('spotify', 5, -1)")
+        db.execute("select * from private.reserve_rate_slot('spotify', 5, -1)")
 
 
 def test_a_client_refused_a_slot_books_nothing_in_the_database(
@@ -116,7 +116,7 @@ def test_a_client_refused_a_slot_books_nothing_in_the_database(
     limiter = DatabaseRateLimiter()
     # A burst elsewhere has booked the next 20 s of Ticketmaster slots.
     db.execute(
-        "update public.source_rate_limits set next_slot_at = clock_timestamp() + interval '20 s'"
+        "update private.source_rate_limits set next_slot_at = clock_timestamp() + interval '20 s'"
         " where provider = 'ticketmaster'"
     )
     booked = _next_slot(db, "ticketmaster")
@@ -141,9 +141,9 @@ def test_a_client_refused_a_slot_books_nothing_in_the_database(
 
 def test_reservation_rejects_unknown_providers_and_rates(database_url: str, db: Connection) -> None:
     with pytest.raises(psycopg.errors.InvalidParameterValue):
-        db.execute("select * from public.reserve_rate_slot('lastfm', 1)")
+        db.execute("select * from private.reserve_rate_slot('lastfm', 1)")
     with pytest.raises(psycopg.errors.InvalidParameterValue):
-        db.execute("select * from public.reserve_rate_slot('spotify', 0)")
+        db.execute("select * from private.reserve_rate_slot('spotify', 0)")
 
 
 def test_database_limiter_pauses_every_process_until_the_reset(database_url: str) -> None:
@@ -196,9 +196,9 @@ def test_clients_of_the_data_api_cannot_touch_the_limiter(
     database_url: str, db: Connection, role: str
 ) -> None:
     for statement in (
-        "select * from public.reserve_rate_slot('ticketmaster', 5)",
-        "select public.pause_rate_limited_source('ticketmaster', now() + interval '1 day')",
-        "select * from public.source_rate_limits",
+        "select * from private.reserve_rate_slot('ticketmaster', 5)",
+        "select private.pause_rate_limited_source('ticketmaster', now() + interval '1 day')",
+        "select * from private.source_rate_limits",
     ):
         with db.transaction(force_rollback=True):
             db.execute(f"set local role {role}")
@@ -209,10 +209,10 @@ def test_clients_of_the_data_api_cannot_touch_the_limiter(
 def test_service_role_can_reserve(database_url: str, db: Connection) -> None:
     with db.transaction(force_rollback=True):
         db.execute("set local role service_role")
-        row = db.execute("select * from public.reserve_rate_slot('spotify', 5)").fetchone()
+        row = db.execute("select * from private.reserve_rate_slot('spotify', 5)").fetchone()
     assert row is not None and row["paused_until"] is None
     enabled = db.execute(
-        "select relrowsecurity from pg_class where oid = 'public.source_rate_limits'::regclass"
+        "select relrowsecurity from pg_class where oid = 'private.source_rate_limits'::regclass"
     ).fetchone()
     assert enabled == {"relrowsecurity": True}
 
@@ -308,7 +308,7 @@ def test_rate_is_honoured_across_processes(
         assert all(abs(gap - spacing) <= tolerance for gap in gaps)
         assert abs(_next_slot(db, provider) - (slots[-1] + spacing)) <= tolerance
     logged = db.execute(
-        "select count(*) as calls from public.api_calls where provider = %s and outcome = 'ok'",
+        "select count(*) as calls from private.api_calls where provider = %s and outcome = 'ok'",
         [provider],
     ).fetchone()
     assert logged == {"calls": total}

@@ -56,7 +56,7 @@ def insert_show(
 
 def insert_songs(db: Connection, artist_id: uuid.UUID, titles: list[str]) -> list[uuid.UUID]:
     """Insert the artist's songs, then, as a catalogue import that created songs
-    does (``public.ingest_songs``), queue create_setlist for its shows still
+    does (``private.ingest_songs``), queue create_setlist for its shows still
     without a setlist."""
     ids = []
     for title in titles:
@@ -68,7 +68,7 @@ def insert_songs(db: Connection, artist_id: uuid.UUID, titles: list[str]) -> lis
         assert row is not None
         ids.append(row["id"])
     if ids:
-        db.execute("select public.queue_setlists_for_artist(%s)", [artist_id])
+        db.execute("select private.queue_setlists_for_artist(%s)", [artist_id])
     return ids
 
 

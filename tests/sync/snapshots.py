@@ -9,13 +9,13 @@ from typing import Any
 from tests.support.db import Connection
 
 CATALOGUE_TABLES = (
-    "artists",
-    "artist_external_ids",
-    "venues",
-    "venue_external_ids",
-    "shows",
-    "show_external_ids",
-    "songs",
+    "public.artists",
+    "public.artist_external_ids",
+    "public.venues",
+    "public.venue_external_ids",
+    "public.shows",
+    "public.show_external_ids",
+    "public.songs",
 )
 
 
@@ -24,7 +24,7 @@ def row_versions(db: Connection, tables: tuple[str, ...] = CATALOGUE_TABLES) -> 
     versions: dict[str, Any] = {}
     for table in tables:
         rows = db.execute(
-            f"select ctid::text as ctid, xmin::text as xmin from public.{table} order by ctid"
+            f"select ctid::text as ctid, xmin::text as xmin from {table} order by ctid"
         ).fetchall()
         versions[table] = [(r["ctid"], r["xmin"]) for r in rows]
     return versions
@@ -32,7 +32,7 @@ def row_versions(db: Connection, tables: tuple[str, ...] = CATALOGUE_TABLES) -> 
 
 def count(db: Connection, table: str, where: str = "true", params: list[Any] | None = None) -> int:
     row = db.execute(
-        f"select count(*) as n from public.{table} where {where}", params or []
+        f"select count(*) as n from {table} where {where}", params or []
     ).fetchone()
     assert row is not None
     return int(row["n"])

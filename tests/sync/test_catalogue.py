@@ -78,4 +78,4 @@ def test_an_artist_without_a_spotify_id_is_a_clear_error(sync_env: str, db: Conn
     artist_id = _artist(spotify_id=None)
     with pytest.raises(NoSpotifyId):
         import_artist_catalogue(artist_id)
-    assert count(db, "songs") == 0
+    assert count(db, "public.songs") == 0

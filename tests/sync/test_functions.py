@@ -124,7 +124,7 @@ def test_every_way_in_reaches_the_same_artist(
         answers.append(_post(client, "sync_artist", other))
     assert [a.status_code for a in answers] == [200] * 5
     assert {a.json["artist"]["id"] for a in answers} == {answers[0].json["artist"]["id"]}
-    assert count(db, "artists") == 1
+    assert count(db, "public.artists") == 1
     assert _ids(db) == EXPECTED_IDS
 
 
@@ -140,7 +140,7 @@ def test_a_fresh_artist_costs_no_call_and_a_stale_one_is_refreshed(
     assert len(upstream.api_requests()) == calls
 
     db.execute(
-        "update public.sync_state set next_due_at = now() - interval '1 minute'"
+        "update private.sync_state set next_due_at = now() - interval '1 minute'"
         " where job_kind = 'artist_details'"
     )
     stale = _post(client, "sync_artist", {"spotify_id": BOH_SPOTIFY})
@@ -169,7 +169,7 @@ def test_twenty_concurrent_syncs_of_one_artist_make_one_row(
     with ThreadPoolExecutor(max_workers=20) as pool:
         statuses = list(pool.map(call, range(20)))
     assert statuses == [200] * 20
-    assert count(db, "artists") == 1
+    assert count(db, "public.artists") == 1
     assert _ids(db) == EXPECTED_IDS
     # One pending job each, however many callers queued them.
     assert db.execute("select count(*) as n from pgmq.q_sync").fetchone() == {"n": 2}
@@ -193,7 +193,7 @@ def test_a_name_several_artists_share_is_a_conflict_with_candidates(
         BOH_TM,
         "K8vZ917OTHR",
     }
-    assert count(db, "artists") == 0
+    assert count(db, "public.artists") == 0
 
 
 def test_client_errors_and_upstream_failures_are_json(
@@ -255,7 +255,7 @@ def test_sync_shows_refreshes_when_stale_and_retires_what_vanished(
     assert later.json["removed"] == 1
     statuses = {r["status"] for r in db.execute("select status from public.shows")}
     assert statuses == {"scheduled", "cancelled", "removed"}
-    assert count(db, "shows") == 3
+    assert count(db, "public.shows") == 3
 
 
 def test_a_second_full_sync_of_unchanged_data_writes_no_catalogue_row(
@@ -267,7 +267,7 @@ def test_a_second_full_sync_of_unchanged_data_writes_no_catalogue_row(
     worker = Worker(WorkerConfig(heartbeat=False))
     assert _post(client, "sync_artist", {"ticketmaster_id": BOH_TM}).status_code == 200
     worker.drain(60)
-    assert count(db, "songs") > 0 and count(db, "shows") == 3
+    assert count(db, "public.songs") > 0 and count(db, "public.shows") == 3
     before = row_versions(db)
 
     again = _post(client, "sync_artist", {"ticketmaster_id": BOH_TM, "force": True}, **INTERNAL)

@@ -92,7 +92,7 @@ def test_artists_sharing_a_name_stay_apart_when_their_ids_conflict(
     with shared_db.transaction() as conn:
         ingest_artists(conn, [ArtistRecord(name="Nirvana", spotify_id="6olE6TJLqED3rqDCT0FyPh")])
         ingest_artists(conn, [ArtistRecord(name="Nirvana", spotify_id="0lLY20XpZ9yDobkbHI7u1y")])
-    assert count(db, "artists") == 2
+    assert count(db, "public.artists") == 2
 
 
 def test_add_on_events_and_duplicate_listings_make_one_show(
@@ -114,7 +114,7 @@ def test_add_on_events_and_duplicate_listings_make_one_show(
     ]
     assert rows[0]["ids"] == ["Z7r9jZ1A7j-_4", "vvG1IZ9pKbvS7J"]
     # Every show has its artist, and the artist is the attraction.
-    assert count(db, "artists") == 1
+    assert count(db, "public.artists") == 1
     assert (
         count(
             db,
@@ -134,8 +134,8 @@ def test_two_event_ids_of_one_concert_ingested_apart_make_one_show(
     for event in events:
         with shared_db.transaction() as conn:
             ingest_show_records(conn, shows_from_ticketmaster([event]))
-    assert count(db, "shows") == 1
-    assert count(db, "show_external_ids") == 2
+    assert count(db, "public.shows") == 1
+    assert count(db, "public.show_external_ids") == 2
 
 
 def _synthetic_shows(n: int, artists: int, venues: int) -> list[ShowRecord]:
@@ -196,9 +196,9 @@ def test_twenty_overlapping_batches_at_once_make_no_duplicate(
         r["external_id"] for r in db.execute("select external_id from public.show_external_ids")
     }
     assert seen <= ingested
-    assert count(db, "artists") == 6
-    assert count(db, "venues") == 15
-    assert count(db, "shows") == len(
+    assert count(db, "public.artists") == 6
+    assert count(db, "public.venues") == 15
+    assert count(db, "public.shows") == len(
         {
             (s.artists[0].ticketmaster_id, s.venue.ticketmaster_id, s.local_date)
             for s in shows
@@ -249,7 +249,7 @@ def test_two_bands_of_one_name_on_ticketmaster_stay_two_artists(
         )
     assert first.id != second.id
     assert [r.id for r in again] == [first.id, second.id]
-    assert count(db, "artists") == 2
+    assert count(db, "public.artists") == 2
     owners = {
         r["external_id"]: r["artist_id"]
         for r in db.execute("select external_id, artist_id from public.artist_external_ids")
@@ -268,7 +268,7 @@ def test_a_name_match_still_merges_ids_from_a_new_source(
             conn, [ArtistRecord(name="Nirvana", spotify_id="6olE6TJLqED3rqDCT0FyPh")]
         )
     assert tm_only.id == spotify_only.id
-    assert count(db, "artists") == 1
+    assert count(db, "public.artists") == 1
 
 
 # -- songs -----------------------------------------------------------------------------------
@@ -291,17 +291,17 @@ def test_new_songs_queue_create_setlist_once_per_import_not_per_song(
     cancelled = insert_show(db, artist, insert_venue(db, "Closed Hall"), 40)
     db.execute("update public.shows set status = 'cancelled' where id = %s", [cancelled])
     db.execute("delete from pgmq.q_sync")  # the new shows' own jobs
-    db.execute("delete from public.sync_pending_jobs")
+    db.execute("delete from private.sync_pending_jobs")
     titles = [f"Song {i}" for i in range(40)]
 
     def import_counting_enqueues(batch: str) -> int:
         # track_functions is the superuser's to set.
         with psycopg.connect(superuser_database_url, row_factory=dict_row) as conn:
             conn.execute("set local track_functions = 'all'")
-            conn.execute("select * from public.ingest_songs(%s, %s::jsonb)", [artist, batch])
+            conn.execute("select * from private.ingest_songs(%s, %s::jsonb)", [artist, batch])
             row = conn.execute(
                 "select coalesce(sum(calls), 0) as n from pg_stat_xact_user_functions"
-                " where schemaname = 'public' and funcname = 'enqueue_sync_job'"
+                " where schemaname = 'private' and funcname = 'enqueue_sync_job'"
             ).fetchone()
             conn.commit()
         assert row is not None
@@ -328,7 +328,7 @@ def test_two_artists_importing_one_spotify_track_at_once_both_get_a_song(
     track = json.dumps([{"title": "Shared Track", "spotify_id": "4uLU6hMCjMI75M1A2tKUQC"}])
     with psycopg.connect(database_url, row_factory=dict_row) as holder:
         [mine] = holder.execute(
-            "select song_id from public.ingest_songs(%s, %s::jsonb)", [first, track]
+            "select song_id from private.ingest_songs(%s, %s::jsonb)", [first, track]
         ).fetchall()
         results: list[dict[str, Any]] = []
 
@@ -336,7 +336,7 @@ def test_two_artists_importing_one_spotify_track_at_once_both_get_a_song(
             with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
                 results.extend(
                     conn.execute(
-                        "select song_id, action from public.ingest_songs(%s, %s::jsonb)",
+                        "select song_id, action from private.ingest_songs(%s, %s::jsonb)",
                         [second, track],
                     ).fetchall()
                 )
@@ -426,7 +426,7 @@ def test_two_large_overlapping_ingests_in_opposite_orders_do_not_deadlock(
     for thread in threads:
         thread.join()
     assert errors == []
-    assert count(db, "artists") == 12
+    assert count(db, "public.artists") == 12
 
 
 # -- a batch means what its items mean one by one ----------------------------------------------

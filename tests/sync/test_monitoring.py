@@ -15,22 +15,22 @@ def test_monitoring_counts_queue_runs_dead_letters_and_calls(
     database_url: str, db: Connection
 ) -> None:
     for _ in range(2):
-        db.execute("select public.enqueue_sync_job('artist_shows', %s)", [uuid.uuid4()])
+        db.execute("select private.enqueue_sync_job('artist_shows', %s)", [uuid.uuid4()])
     db.execute(
         "update pgmq.q_sync set enqueued_at = now() - interval '5 minutes'"
         " where msg_id = (select min(msg_id) from pgmq.q_sync)"
     )
     db.execute(
-        "insert into public.sync_job_runs (job_kind, attempt, outcome, duration_ms) values"
+        "insert into private.sync_job_runs (job_kind, attempt, outcome, duration_ms) values"
         " ('artist_shows', 1, 'done', 40), ('artist_shows', 1, 'retry', 10),"
         " ('artist_catalogue', 5, 'dead', 10)"
     )
     db.execute(
-        "insert into public.sync_dead_letters (msg_id, job_kind, message, attempts,"
+        "insert into private.sync_dead_letters (msg_id, job_kind, message, attempts,"
         " last_error) values (9, 'artist_catalogue', '{}', 5, 'UpstreamError: 503')"
     )
     db.execute(
-        "insert into public.api_calls (provider, endpoint, method, status_code, latency_ms,"
+        "insert into private.api_calls (provider, endpoint, method, status_code, latency_ms,"
         " attempt, outcome) values ('spotify', '/a', 'GET', 200, 100, 1, 'ok'),"
         " ('spotify', '/a', 'GET', 503, 300, 1, 'server_error'),"
         " ('spotify', '/a', 'GET', 200, 200, 1, 'ok'),"

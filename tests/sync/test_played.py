@@ -37,7 +37,9 @@ from tests.sync.setlistfm_setlists import (
 from tests.sync.snapshots import row_versions
 from tests.sync.upstream import BOH_MBID, Upstream
 
-SETLIST_TABLES = ("setlists", "setlist_songs", "songs", "played_setlist_lookups")
+SETLIST_TABLES = (
+    "public.setlists", "public.setlist_songs", "public.songs", "private.played_setlist_lookups"
+)
 
 
 # -- the stage -------------------------------------------------------------------------------
@@ -105,7 +107,7 @@ def played_rows(db: Connection, show: uuid.UUID) -> list[dict[str, Any]]:
 
 def lookup(db: Connection, show: uuid.UUID) -> dict[str, Any] | None:
     return db.execute("select status, attempts, schedule_slot, next_attempt_at, last_error"
-                      " from public.played_setlist_lookups where show_id = %s", [show]).fetchone()
+                      " from private.played_setlist_lookups where show_id = %s", [show]).fetchone()
 
 
 def search_answers(upstream: Upstream, *bodies: tuple[int, dict[str, Any]]) -> None:
@@ -238,21 +240,21 @@ def test_an_edit_on_setlistfm_updates_it_and_the_same_answer_writes_nothing(
     search_answers(upstream, (200, page([first])), (200, page([edited])))
 
     assert played.look_up_played_setlist(show)["action"] == "created"
-    db.execute("update public.played_setlist_lookups set next_attempt_at = now()")
+    db.execute("update private.played_setlist_lookups set next_attempt_at = now()")
     assert played.look_up_played_setlist(show)["action"] == "updated"
     assert [(r["title"], r["encore"]) for r in played_rows(db, show)] == [
         ("The Funeral", None), ("Laredo", None), ("Ode to LRC", None), ("Is There a Ghost", 1)]
     assert scalar(db, "select source_version_id from public.setlists where show_id = %s",
                   [show]) == "3be1d6f4"
 
-    before = row_versions(db, ("setlists", "setlist_songs", "songs"))
+    before = row_versions(db, ("public.setlists", "public.setlist_songs", "public.songs"))
     assert played.look_up_played_setlist(show)["action"] == "unchanged"
-    assert row_versions(db, ("setlists", "setlist_songs", "songs")) == before
+    assert row_versions(db, ("public.setlists", "public.setlist_songs", "public.songs")) == before
 
 
 def _import(conn: Connection, task: tuple[uuid.UUID, str]) -> str:
     show, body = task
-    row = conn.execute("select public.import_played_setlist(%s, %s::jsonb) as a",
+    row = conn.execute("select private.import_played_setlist(%s, %s::jsonb) as a",
                        [show, body]).fetchone()
     assert row is not None
     return str(row["a"]["action"])
@@ -297,7 +299,7 @@ def test_bad_input_is_refused_and_writes_nothing(db: Connection) -> None:
                  {"setlistfm_id": "", "songs": [{"title": "Laredo", "title_key": "laredo"}]},
                  {"setlistfm_id": "63d6e2b7", "songs": [{"title": " ", "title_key": ""}]}):
         with pytest.raises(psycopg.errors.InvalidParameterValue):
-            db.execute("select public.import_played_setlist(%s, %s::jsonb)",
+            db.execute("select private.import_played_setlist(%s, %s::jsonb)",
                        [show, json.dumps(body)])
     assert row_versions(db, SETLIST_TABLES) == before
 
@@ -332,20 +334,20 @@ def test_due_lookups_are_queued_most_recent_first_within_the_budget(db: Connecti
     nameless = band_of_horses(db, mbid=None)
     no_mbid, _ = past_show(db, nameless, venue(db, "The Anthem", "Washington"), hours_ago=30)
     db.execute("delete from pgmq.q_sync")
-    db.execute("delete from public.sync_pending_jobs")
+    db.execute("delete from private.sync_pending_jobs")
 
-    assert scalar(db, "select public.enqueue_played_setlist_lookups(3)") == 3
+    assert scalar(db, "select private.enqueue_played_setlist_lookups(3)") == 3
     # Started 2 hours ago: not due (+6 h). 40 days ago: past the schedule. No mbid: no lookup.
     assert queued(db, "played_setlist") == [str(shows[h]) for h in (7, 30, 80)]
-    assert scalar(db, "select public.enqueue_played_setlist_lookups(3)") == 1
+    assert scalar(db, "select private.enqueue_played_setlist_lookups(3)") == 1
     assert queued(db, "played_setlist")[-1] == str(shows[200])
     assert str(no_mbid) not in queued(db, "played_setlist")
     # A lookup done waits for its next slot.
     db.execute("delete from pgmq.q_sync")
-    db.execute("delete from public.sync_pending_jobs")
-    db.execute("select public.record_played_setlist_lookup(%s, false)", [shows[7]])
+    db.execute("delete from private.sync_pending_jobs")
+    db.execute("select private.record_played_setlist_lookup(%s, false)", [shows[7]])
     assert str(shows[7]) not in [*map(str, queued(db, "played_setlist"))]
-    db.execute("select public.enqueue_played_setlist_lookups(10)")
+    db.execute("select private.enqueue_played_setlist_lookups(10)")
     assert str(shows[7]) not in queued(db, "played_setlist")
 
 
@@ -353,9 +355,9 @@ def test_the_schedules_stay_inside_the_setlistfm_daily_quota(db: Connection) -> 
     jobs = {r["jobname"]: (r["schedule"], r["command"]) for r in db.execute(
         "select jobname, schedule, command from cron.job")}
     assert jobs["sync-enqueue-played-setlists"] == (
-        "*/10 * * * *", "select public.enqueue_played_setlist_lookups(3)")
+        "*/10 * * * *", "select private.enqueue_played_setlist_lookups(3)")
     assert jobs["sync-enqueue-live-history"] == (
-        "*/20 * * * *", "select public.enqueue_stale_artist_jobs('artist_live_history', 1)")
+        "*/20 * * * *", "select private.enqueue_stale_artist_jobs('artist_live_history', 1)")
     per_day = 6 * 24 * 3 * 1 + 3 * 24 * 1 * played.LIVE_HISTORY_PAGES  # calls at most
     assert per_day == 576 and per_day <= 1440 * 0.5
 
@@ -365,8 +367,8 @@ def test_the_job_runs_from_the_queue(upstream: Upstream, db: Connection) -> None
     _, show, day = anthem_show(db)
     search_answers(upstream, (200, page([setlist("63d6e2b7", day)])))
     db.execute("delete from pgmq.q_sync")
-    db.execute("delete from public.sync_pending_jobs")
-    db.execute("select public.enqueue_played_setlist_lookups(3)")
+    db.execute("delete from private.sync_pending_jobs")
+    db.execute("select private.enqueue_played_setlist_lookups(3)")
 
     summary = Worker(WorkerConfig(heartbeat=False)).drain(30)
 
@@ -407,15 +409,16 @@ def test_live_history_counts_plays_over_paged_setlists(upstream: Upstream, db: C
     assert [r.url.params["p"] for r in upstream.api_requests()] == ["1", "2"]
     assert result["setlists"] == 20  # the five empty ones say nothing
     plays = {r["title"]: r["plays"] for r in db.execute(
-        "select so.title, ls.plays from public.artist_live_songs ls"
+        "select so.title, ls.plays from private.artist_live_songs ls"
         " join public.songs so on so.id = ls.song_id where ls.artist_id = %s", [artist])}
     assert plays == {"The Funeral": 20, "Is There a Ghost": 20, "Laredo": 20,
                      "No One's Gonna Love You": 20, "Older": 20, "General Specific": 20}
     # Fresh for 7 days: no second call, and a forced refresh writes nothing new.
     assert played.refresh_live_history(artist) == {"status": "fresh"}
-    before = row_versions(db, ("artist_live_songs", "artist_live_history", "songs"))
+    history_tables = ("private.artist_live_songs", "private.artist_live_history", "public.songs")
+    before = row_versions(db, history_tables)
     played.refresh_live_history(artist, force=True)
-    assert row_versions(db, ("artist_live_songs", "artist_live_history", "songs")) == before
+    assert row_versions(db, history_tables) == before
 
 
 def _draw_picks(db: Connection, artist: uuid.UUID, shows: int) -> list[str]:

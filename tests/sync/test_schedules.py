@@ -29,13 +29,13 @@ def test_the_sync_schedules_exist(db: Connection) -> None:
     }
     assert jobs["sync-enqueue-stale-shows"] == (
         "*/10 * * * *",
-        "select public.enqueue_stale_artist_jobs('artist_shows', 20)",
+        "select private.enqueue_stale_artist_jobs('artist_shows', 20)",
     )
     assert jobs["sync-enqueue-stale-artists"][1] == (
-        "select public.enqueue_stale_artist_jobs('artist_details', 10)"
+        "select private.enqueue_stale_artist_jobs('artist_details', 10)"
     )
-    assert jobs["sync-popularity-daily"][1] == "select public.enqueue_popularity_refresh()"
-    assert jobs["sync-cleanup-daily"][1] == "select public.sync_cleanup()"
+    assert jobs["sync-popularity-daily"][1] == "select private.enqueue_popularity_refresh()"
+    assert jobs["sync-cleanup-daily"][1] == "select private.sync_cleanup()"
     assert "sync-run-jobs" not in jobs  # production only: needs pg_net
 
 
@@ -48,9 +48,9 @@ def test_stale_shows_are_queued_soonest_show_first(database_url: str, db: Connec
     venue = insert_venue(db)
     insert_show(db, later, venue, days_ahead=90)
     insert_show(db, sooner, venue, days_ahead=3)
-    db.execute("select public.sync_record_success('artist_shows', %s)", [fresh])
+    db.execute("select private.sync_record_success('artist_shows', %s)", [fresh])
 
-    stale_shows = "select public.enqueue_stale_artist_jobs('artist_shows', 10) as n"
+    stale_shows = "select private.enqueue_stale_artist_jobs('artist_shows', 10) as n"
     queued = db.execute(stale_shows).fetchone()
     assert queued == {"n": 3}
     order = [
@@ -70,17 +70,17 @@ def test_stale_artists_and_the_popularity_refresh_are_queued(
 ) -> None:
     stale = _artist("Stale Band", "K8vZ917STAL")
     fresh = _artist("Fresh Band", "K8vZ917FRSH")
-    db.execute("select public.sync_record_success('artist_details', %s)", [fresh])
-    db.execute("select public.sync_record_success('artist_details', %s)", [stale])
+    db.execute("select private.sync_record_success('artist_details', %s)", [fresh])
+    db.execute("select private.sync_record_success('artist_details', %s)", [stale])
     db.execute(
-        "update public.sync_state set next_due_at = now() - interval '1 hour' where entity_id = %s",
+        "update private.sync_state set next_due_at = now() - interval '1 hour'"
+        " where entity_id = %s",
         [stale],
     )
-    stale_details = "select public.enqueue_stale_artist_jobs('artist_details', 10) as n"
+    stale_details = "select private.enqueue_stale_artist_jobs('artist_details', 10) as n"
     assert db.execute(stale_details).fetchone() == {"n": 1}
-    assert db.execute("select public.enqueue_popularity_refresh() is not null as q").fetchone() == {
-        "q": True
-    }
+    queued = db.execute("select private.enqueue_popularity_refresh() is not null as q")
+    assert queued.fetchone() == {"q": True}
     kinds = sorted(r["k"] for r in db.execute("select message ->> 'kind' as k from pgmq.q_sync"))
     assert kinds == ["artist_details", "artist_popularity"]
 
@@ -88,13 +88,13 @@ def test_stale_artists_and_the_popularity_refresh_are_queued(
 def test_cleanup_removes_only_old_bookkeeping(db: Connection) -> None:
     for age in ("40 days", "1 day"):
         db.execute(
-            "insert into public.api_calls (called_at, provider, endpoint, method, latency_ms,"
+            "insert into private.api_calls (called_at, provider, endpoint, method, latency_ms,"
             " attempt, outcome) values (now() - %s::interval, 'spotify', '/x', 'GET', 1, 1,"
             " 'ok')",
             [age],
         )
         db.execute(
-            "insert into public.sync_job_runs (finished_at, job_kind, attempt, outcome)"
+            "insert into private.sync_job_runs (finished_at, job_kind, attempt, outcome)"
             " values (now() - %s::interval, 'artist_shows', 1, 'done')",
             [age],
         )
@@ -103,16 +103,16 @@ def test_cleanup_removes_only_old_bookkeeping(db: Connection) -> None:
         " values (1, 424242, 'succeeded', now() - interval '9 days',"
         " now() - interval '9 days')"
     )
-    result = db.execute("select public.sync_cleanup() as r").fetchone()
+    result = db.execute("select private.sync_cleanup() as r").fetchone()
     assert result is not None
     assert result["r"]["api_calls"] == 1 and result["r"]["job_runs"] == 1
     assert result["r"]["cron_runs"] == 1
-    assert count(db, "api_calls") == 1 and count(db, "sync_job_runs") == 1
+    assert count(db, "private.api_calls") == 1 and count(db, "private.sync_job_runs") == 1
 
 
 def test_the_production_webhook_needs_pg_net(db: Connection) -> None:
     with pytest.raises(psycopg.errors.FeatureNotSupported, match="pg_net"):
-        db.execute("select public.schedule_run_jobs_webhook('https://example.com/run_jobs')")
+        db.execute("select private.schedule_run_jobs_webhook('https://example.com/run_jobs')")
 
 
 def test_the_production_webhook_posts_with_the_secret_from_vault(db: Connection) -> None:
@@ -132,7 +132,7 @@ def test_the_production_webhook_posts_with_the_secret_from_vault(db: Connection)
         " select 'internal_secret'::text as name, 's3cr3t'::text as decrypted_secret"
     )
 
-    db.execute("select public.schedule_run_jobs_webhook('https://fn.example.com/run_jobs')")
+    db.execute("select private.schedule_run_jobs_webhook('https://fn.example.com/run_jobs')")
     job = db.execute(
         "select schedule, command from cron.job where jobname = 'sync-run-jobs'"
     ).fetchone()
@@ -146,7 +146,7 @@ def test_the_production_webhook_posts_with_the_secret_from_vault(db: Connection)
         "body": {"budget_seconds": 50},
         "timeout": 60000,
     }
-    assert db.execute("select public.unschedule_run_jobs_webhook() as ok").fetchone() == {
+    assert db.execute("select private.unschedule_run_jobs_webhook() as ok").fetchone() == {
         "ok": True
     }
 
@@ -154,22 +154,22 @@ def test_the_production_webhook_posts_with_the_secret_from_vault(db: Connection)
 def _run_queued_jobs(db: Connection, failing: set[uuid.UUID]) -> None:
     """Run every queued job: those of ``failing`` entities end as dead letters (a
     permanently failing source), the others succeed."""
-    jobs = db.execute("select msg_id, read_ct, message from public.sync_read_jobs(30, 100)")
+    jobs = db.execute("select msg_id, read_ct, message from private.sync_read_jobs(30, 100)")
     for job in jobs.fetchall():
         entity = uuid.UUID(job["message"]["entity_id"])
         if job["message"]["kind"] == "create_setlist":  # queued for the new shows
-            db.execute("select public.sync_complete_job(%s, %s)", [job["msg_id"], job["read_ct"]])
+            db.execute("select private.sync_complete_job(%s, %s)", [job["msg_id"], job["read_ct"]])
         elif entity in failing:
             db.execute(
-                "select public.sync_fail_job(%s, %s, 'UpstreamError: 503', 60, true)",
+                "select private.sync_fail_job(%s, %s, 'UpstreamError: 503', 60, true)",
                 [job["msg_id"], job["read_ct"]],
             )
         else:
             db.execute(
-                "select public.sync_record_success(%s, %s)", [job["message"]["kind"], entity]
+                "select private.sync_record_success(%s, %s)", [job["message"]["kind"], entity]
             )
             db.execute(
-                "select public.sync_complete_job(%s, %s)", [job["msg_id"], job["read_ct"]]
+                "select private.sync_complete_job(%s, %s)", [job["msg_id"], job["read_ct"]]
             )
 
 
@@ -183,15 +183,16 @@ def test_failing_artists_with_near_shows_do_not_starve_a_stale_healthy_one(
         insert_show(db, artist, venue, days_ahead=days)
     healthy = _artist("Healthy Band", "K8vZ917HLTH")
     insert_show(db, healthy, venue, days_ahead=200)
-    db.execute(f"select public.sync_record_success('{kind}', %s)", [healthy])
+    db.execute(f"select private.sync_record_success('{kind}', %s)", [healthy])
     db.execute(
-        "update public.sync_state set next_due_at = now() - interval '1 hour' where entity_id = %s",
+        "update private.sync_state set next_due_at = now() - interval '1 hour'"
+        " where entity_id = %s",
         [healthy],
     )
 
     def run() -> set[uuid.UUID]:
         before = {r["msg_id"] for r in db.execute("select msg_id from pgmq.q_sync")}
-        db.execute("select public.enqueue_stale_artist_jobs(%s, 3)", [kind])
+        db.execute("select private.enqueue_stale_artist_jobs(%s, 3)", [kind])
         return {
             r["entity"]
             for r in db.execute(
@@ -208,7 +209,7 @@ def test_failing_artists_with_near_shows_do_not_starve_a_stale_healthy_one(
     # Each failing artist was tried, then waits out its backoff instead of retaking a slot.
     assert set(failing) <= queued
     waiting = db.execute(
-        "select count(*) as n from public.sync_state where job_kind = %s"
+        "select count(*) as n from private.sync_state where job_kind = %s"
         " and consecutive_failures > 0 and next_due_at > now()",
         [kind],
     ).fetchone()
@@ -217,4 +218,4 @@ def test_failing_artists_with_near_shows_do_not_starve_a_stale_healthy_one(
 
 def test_only_artist_details_and_shows_have_a_stale_artist_schedule(db: Connection) -> None:
     with pytest.raises(psycopg.errors.InvalidParameterValue):
-        db.execute("select public.enqueue_stale_artist_jobs('artist_catalogue', 10)")
+        db.execute("select private.enqueue_stale_artist_jobs('artist_catalogue', 10)")

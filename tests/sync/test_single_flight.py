@@ -90,7 +90,7 @@ def test_twenty_concurrent_imports_of_a_new_artist_make_one_call_per_source(
     assert [a.status_code for a in answers] == [200] * CALLERS
     assert len({a.json["artist"]["id"] for a in answers}) == 1
     assert sum(a.json["refreshed"] for a in answers) == 1  # the leader; the others shared it
-    assert count(db, "artists") == 1
+    assert count(db, "public.artists") == 1
     assert _calls(upstream, "app.ticketmaster.com",
                   f"/discovery/v2/attractions/{BOH_TM}.json") == 1
     assert _calls(upstream, "api.spotify.com", f"/v1/artists/{BOH_SPOTIFY}") == 1
@@ -112,7 +112,7 @@ def test_a_failure_upstream_is_every_waiting_callers_answer_without_more_calls(
 
     assert {a.status_code for a in answers} == {404}
     assert len(upstream.api_requests()) == 1
-    assert count(db, "artists") == 0
+    assert count(db, "public.artists") == 0
 
 
 def test_concurrent_show_refreshes_of_one_artist_fetch_its_events_once(
@@ -146,9 +146,9 @@ def test_a_caller_whose_wait_runs_out_gets_202_with_the_job_queued(
     assert imported.json is not None
     artist_id = imported.json["artist"]["id"]
     db.execute("delete from pgmq.q_sync")
-    db.execute("delete from public.sync_pending_jobs")
+    db.execute("delete from private.sync_pending_jobs")
     # Another instance is refreshing this artist's shows right now (a live lease).
-    db.execute("select public.sync_flight_take(%s, %s, 60)",
+    db.execute("select private.sync_flight_take(%s, %s, 60)",
                [f"artist_shows:{artist_id}", uuid.uuid4()])
     monkeypatch.setenv("SINGLE_FLIGHT_WAIT_SECONDS", "0.3")
     from shared.config import get_settings
@@ -171,7 +171,7 @@ def test_a_dead_leaders_flight_is_taken_over_once_its_lease_runs_out(
     sync_env: str, db: Connection
 ) -> None:
     key = "test:" + str(uuid.uuid4())
-    db.execute("insert into public.sync_flights (key, holder, expires_at)"
+    db.execute("insert into private.sync_flights (key, holder, expires_at)"
                " values (%s, %s, now() - interval '1 second')", [key, uuid.uuid4()])
     runs: list[str] = []
 
@@ -184,7 +184,7 @@ def test_a_dead_leaders_flight_is_taken_over_once_its_lease_runs_out(
     assert single_flight(key, lead, lambda _: None, wait_seconds=1) == "fetched"
     assert runs == ["led"]
     row = db.execute("select finished_at is not null as finished, outcome"
-                     " from public.sync_flights where key = %s", [key]).fetchone()
+                     " from private.sync_flights where key = %s", [key]).fetchone()
     assert row == {"finished": True, "outcome": None}
 
 
@@ -192,7 +192,7 @@ def test_a_live_flight_of_another_caller_is_waited_for_then_pending(
     sync_env: str, db: Connection
 ) -> None:
     key = "test:" + str(uuid.uuid4())
-    db.execute("select public.sync_flight_take(%s, %s, 60)", [key, uuid.uuid4()])
+    db.execute("select private.sync_flight_take(%s, %s, 60)", [key, uuid.uuid4()])
     started = time.monotonic()
     with pytest.raises(FlightPending):
         single_flight(key, lambda flight: "never", lambda _: None, wait_seconds=0.3)
@@ -211,7 +211,7 @@ def test_the_leader_renews_its_lease_while_it_works(
     def lead(flight: Any) -> str:
         for _ in range(6):  # three leases long
             time.sleep(0.3)
-            row = db.execute("select live from public.sync_flight_state(%s)", [key]).fetchone()
+            row = db.execute("select live from private.sync_flight_state(%s)", [key]).fetchone()
             seen.append(bool(row and row["live"]))
         with shared_db.transaction() as conn:
             flight.finish(conn)

@@ -87,16 +87,16 @@ def test_upstream_5xx_then_success_is_retried_with_growing_delays(
     delays = [first[0].retry_in_seconds, second[0].retry_in_seconds]
     assert delays[0] is not None and delays[1] is not None and delays[1] > delays[0]
     runs = db.execute(
-        "select outcome, error from public.sync_job_runs where msg_id = %s order by id", [msg_id]
+        "select outcome, error from private.sync_job_runs where msg_id = %s order by id", [msg_id]
     ).fetchall()
     assert [r["outcome"] for r in runs] == ["retry", "retry", "done"]
     assert "503" in runs[0]["error"]
-    assert count(db, "sync_dead_letters") == 0
+    assert count(db, "private.sync_dead_letters") == 0
     assert db.execute(
         "select count(*) as n from pgmq.q_sync where msg_id = %s", [msg_id]
     ).fetchone() == {"n": 0}
     state = db.execute(
-        "select last_success_at, last_error from public.sync_state"
+        "select last_success_at, last_error from private.sync_state"
         " where job_kind = 'artist_details' and entity_id = %s",
         [artist_id],
     ).fetchone()
@@ -125,7 +125,7 @@ def test_a_failure_that_persists_becomes_a_dead_letter_after_n_attempts(
     assert worker.run_batch() == []
 
     letter = db.execute(
-        "select msg_id, job_kind, attempts, last_error, message from public.sync_dead_letters"
+        "select msg_id, job_kind, attempts, last_error, message from private.sync_dead_letters"
     ).fetchone()
     assert letter is not None
     assert (letter["msg_id"], letter["job_kind"], letter["attempts"]) == (
@@ -136,7 +136,7 @@ def test_a_failure_that_persists_becomes_a_dead_letter_after_n_attempts(
     assert "UpstreamError" in letter["last_error"] and "503" in letter["last_error"]
     assert letter["message"]["entity_id"] == str(artist_id)
     assert db.execute("select count(*) as n from pgmq.a_sync").fetchone() == {"n": 1}
-    assert count(db, "sync_pending_jobs") == 0
+    assert count(db, "private.sync_pending_jobs") == 0
     # The same job can be queued again once it is dead.
     assert _enqueue("artist_details", artist_id) > msg_id
 
@@ -147,7 +147,7 @@ def test_an_error_no_retry_can_fix_is_dead_at_once(upstream: Upstream, db: Conne
     _enqueue("artist_details", artist_id)
     [result] = _worker().run_batch()
     assert result.outcome == "dead"
-    assert count(db, "sync_dead_letters") == 1
+    assert count(db, "private.sync_dead_letters") == 1
 
 
 def test_a_job_of_an_unknown_kind_is_retried_then_dead(sync_env: str, db: Connection) -> None:
@@ -157,7 +157,7 @@ def test_a_job_of_an_unknown_kind_is_retried_then_dead(sync_env: str, db: Connec
     _time_passes(db)
     [second] = worker.run_batch()
     assert (first.outcome, second.outcome) == ("retry", "dead")
-    letter = db.execute("select last_error from public.sync_dead_letters").fetchone()
+    letter = db.execute("select last_error from private.sync_dead_letters").fetchone()
     assert letter is not None and "UnknownJobKind" in letter["last_error"]
 
 
@@ -175,8 +175,8 @@ def test_drain_runs_every_visible_job_and_reports(upstream: Upstream, db: Connec
     # whatever they queued in turn, such as predicted setlists for new shows).
     assert summary["processed"] >= 3 and summary["done"] == summary["processed"]
     assert {"artist_details", "artist_shows", "artist_catalogue"} <= set(summary["by_kind"])
-    assert count(db, "shows") == 3
-    assert count(db, "songs") > 0
+    assert count(db, "public.shows") == 3
+    assert count(db, "public.songs") > 0
     assert db.execute("select count(*) as n from pgmq.q_sync").fetchone() == {"n": 0}
 
 
@@ -245,7 +245,7 @@ def test_a_worker_killed_mid_job_loses_nothing(
 
     # Nothing of the half-done job is visible; the message waits for its timeout.
     assert db.execute("select count(*) as n from testing.job_runs").fetchone() == {"n": 0}
-    assert count(db, "artists") == 0
+    assert count(db, "public.artists") == 0
     hidden = db.execute("select read_ct from pgmq.q_sync where msg_id = %s", [msg_id]).fetchone()
     assert hidden == {"read_ct": 1}
     assert _worker().run_batch() == []  # still invisible to everyone
@@ -260,11 +260,11 @@ def test_a_worker_killed_mid_job_loses_nothing(
     results = _worker().run_batch()
     assert [(r.msg_id, r.outcome, r.attempt) for r in results] == [(msg_id, "done", 2)]
     assert db.execute("select count(*) as n from testing.job_runs").fetchone() == {"n": 1}
-    assert count(db, "artists") == 1
+    assert count(db, "public.artists") == 1
     assert db.execute("select count(*) as n from pgmq.q_sync").fetchone() == {"n": 0}
     assert db.execute("select count(*) as n from pgmq.a_sync").fetchone() == {"n": 0}
-    assert count(db, "sync_pending_jobs") == 0
-    assert count(db, "sync_dead_letters") == 0
+    assert count(db, "private.sync_pending_jobs") == 0
+    assert count(db, "private.sync_dead_letters") == 0
 
 
 # -- budgets and concurrent workers ---------------------------------------------------------

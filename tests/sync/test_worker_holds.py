@@ -83,9 +83,9 @@ def test_held_back_runs_do_not_use_up_attempts(sync_env: str, db: Connection) ->
         ("held", 1), ("held", 1), ("held", 1), ("done", 1)]
     assert [r.retry_in_seconds for r in results[:3]] == [12, pytest.approx(7200, abs=5), 10]
     assert _shares == ["sync"] * 4
-    runs = db.execute("select outcome, attempt from public.sync_job_runs").fetchall()
+    runs = db.execute("select outcome, attempt from private.sync_job_runs").fetchall()
     assert runs == [{"outcome": "done", "attempt": 1}]
-    assert db.execute("select count(*) as n from public.sync_job_holds").fetchone() == {"n": 0}
+    assert db.execute("select count(*) as n from private.sync_job_holds").fetchone() == {"n": 0}
     assert db.execute("select count(*) as n from pgmq.q_sync where msg_id = %s",
                       [msg_id]).fetchone() == {"n": 0}
 
@@ -114,9 +114,9 @@ def test_real_failures_still_count_and_dead_letters_report_real_attempts(
 
     assert [(r.outcome, r.attempt) for r in results] == [
         ("held", 1), ("retry", 1), ("held", 2), ("dead", 2)]
-    letter = db.execute("select attempts from public.sync_dead_letters").fetchone()
+    letter = db.execute("select attempts from private.sync_dead_letters").fetchone()
     assert letter == {"attempts": 2}
-    assert db.execute("select count(*) as n from public.sync_job_holds").fetchone() == {"n": 0}
+    assert db.execute("select count(*) as n from private.sync_job_holds").fetchone() == {"n": 0}
 
 
 def test_a_killed_workers_job_is_visible_again_within_a_minute(

@@ -4,30 +4,31 @@ select plan(19);
 
 select is_empty(
   $$ select relname from pg_class
-     where relnamespace = 'public'::regnamespace and relkind in ('r', 'p') and not relrowsecurity $$,
-  'every table in public has row level security enabled');
+     where relnamespace in ('public'::regnamespace, 'private'::regnamespace)
+       and relkind in ('r', 'p') and not relrowsecurity $$,
+  'every table in public and private has row level security enabled');
 
 select is_empty(
   $$ select p.oid::regprocedure::text from pg_proc p
-     where p.pronamespace = 'public'::regnamespace and p.prosecdef
+     where p.pronamespace in ('public'::regnamespace, 'private'::regnamespace) and p.prosecdef
        and not coalesce(p.proconfig, '{}') @> array['search_path=""'] $$,
   'every SECURITY DEFINER function pins an empty search_path');
 
 select is_empty(
   $$ select c.relname from pg_class c
-     where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'p')
+     where c.relnamespace in ('public'::regnamespace, 'private'::regnamespace) and c.relkind in ('r', 'p')
        and has_table_privilege('anon', c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE') $$,
   'anon can write no table directly');
 
 select is_empty(
   $$ select c.relname from pg_class c
-     where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'p')
+     where c.relnamespace in ('public'::regnamespace, 'private'::regnamespace) and c.relkind in ('r', 'p')
        and has_table_privilege('authenticated', c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE') $$,
   'authenticated can write no table directly');
 
 select is_empty(
   $$ select c.relname from pg_class c
-     where c.relnamespace = 'public'::regnamespace and c.relkind = 'S'
+     where c.relnamespace in ('public'::regnamespace, 'private'::regnamespace) and c.relkind = 'S'
        and case when c.relkind = 'S'
                 then has_sequence_privilege('anon', c.oid, 'USAGE, UPDATE') end $$,
   'anon can use no sequence');

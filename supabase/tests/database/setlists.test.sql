@@ -4,7 +4,7 @@ select plan(18);
 
 select has_trigger('public', 'votes', 'Count_votes', 'vote counts follow the votes');
 select has_trigger('public', 'shows', 'shows_queue_setlist', 'new shows queue their setlist');
-select has_function('public', 'queue_setlists_for_artist', array['uuid'],
+select has_function('private', 'queue_setlists_for_artist', array['uuid'],
                     'new songs (ingest_songs) queue missing setlists');
 
 select ok(not has_function_privilege('anon', 'public.cast_vote(uuid, boolean)', 'execute'),
@@ -19,19 +19,19 @@ select ok(has_function_privilege('anon', 'public.get_show_page(uuid)', 'execute'
           'anon reads the show page');
 select ok(has_function_privilege('anon', 'public.get_artist_page(uuid)', 'execute'),
           'anon reads the artist page');
-select ok(not has_function_privilege('authenticated', 'public.votes_maintain_count()', 'execute'),
+select ok(not has_function_privilege('authenticated', 'private.votes_maintain_count()', 'execute'),
           'the count trigger function is not callable');
 select ok(not has_table_privilege('authenticated', 'public.votes', 'insert'),
           'votes are written only through cast_vote');
-select ok(not has_table_privilege('authenticated', 'public.vote_tallies', 'insert'),
+select ok(not has_table_privilege('authenticated', 'private.vote_tallies', 'insert'),
           'clients cannot write vote tallies');
-select ok(not has_function_privilege('service_role', 'public.flush_vote_broadcasts(interval)',
+select ok(not has_function_privilege('service_role', 'private.flush_vote_broadcasts(interval)',
                                      'execute'),
           'only the backend''s own role (Supabase Cron, the local runner) flushes broadcasts');
 
 select is(
   (select array_agg(p.proname::text order by p.proname) from pg_proc p
-    where p.pronamespace = 'public'::regnamespace and p.prosecdef
+    where p.pronamespace in ('public'::regnamespace, 'private'::regnamespace) and p.prosecdef
       and p.proname in ('cast_vote', 'add_song', 'create_setlist', 'get_show_page',
                         'get_artist_page', 'votes_maintain_count')),
   array['add_song', 'cast_vote', 'create_setlist', 'votes_maintain_count'],
@@ -61,10 +61,10 @@ insert into public.setlist_songs (id, setlist_id, song_id, position)
 select '5e7d0c4b-2f1a-4e9b-8c3d-6a5b4c3d2e1f', setlist.id, song.id, 1 from setlist, song;
 insert into public.votes (user_id, setlist_song_id)
 values ('7a1c1d3e-0b7e-4d8f-9a51-3c2f6e8d9b01', '5e7d0c4b-2f1a-4e9b-8c3d-6a5b4c3d2e1f');
-select is((select public.exact_vote_count(ss) from public.setlist_songs ss
+select is((select private.exact_vote_count(ss) from public.setlist_songs ss
             where ss.id = '5e7d0c4b-2f1a-4e9b-8c3d-6a5b4c3d2e1f'), 1, 'a vote counts');
 delete from auth.users where id = '7a1c1d3e-0b7e-4d8f-9a51-3c2f6e8d9b01';
-select is((select public.exact_vote_count(ss) from public.setlist_songs ss
+select is((select private.exact_vote_count(ss) from public.setlist_songs ss
             where ss.id = '5e7d0c4b-2f1a-4e9b-8c3d-6a5b4c3d2e1f'), 0,
           'a deleted account''s vote no longer counts');
 
