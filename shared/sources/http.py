@@ -510,47 +510,55 @@ def json_field(body: Any, *keys: str) -> Any:
     return body
 
 
+@dataclass(frozen=True, kw_only=True)
+class Transport:
+    """How a client reaches its provider, alike for every provider: the base URL, the
+    pace and timeout, the shared rate limiter, daily quota and call log, the retry
+    policy (None: the provider's ``default_retry``), and the sleep and clock tests drive."""
+
+    base_url: str
+    requests_per_second: float
+    timeout_seconds: float
+    limiter: RateLimiter
+    observer: CallObserver
+    sleep: Sleep = time.sleep
+    clock: Clock = time.time
+    retry: RetryPolicy | None = None
+    daily_quota: DailyQuota | None = None
+
+
 class SourceClient:
     """What every provider client shares: how its ``SourceHttp`` is built, and its lifetime."""
 
     provider: ClassVar[Provider]
+    # The setting holding the provider's API base URL.
+    base_url_setting: ClassVar[str]
     # The provider's retry policy before the settings' slot-wait bound applies.
     default_retry: ClassVar[RetryPolicy] = RetryPolicy()
     http: SourceHttp
 
-    def _open_http(
-        self,
-        *,
-        base_url: str,
-        secret: str,
-        requests_per_second: float,
-        timeout_seconds: float,
-        limiter: RateLimiter,
-        observer: CallObserver,
-        sleep: Sleep,
-        clock: Clock,
-        retry: RetryPolicy | None,
-        classify: ErrorClassifier | None = None,
-        daily_quota: DailyQuota | None = None,
+    def __init__(
+        self, transport: Transport, *, secret: str, classify: ErrorClassifier | None = None
     ) -> None:
+        self.clock = transport.clock
         self.http = SourceHttp(
             provider=self.provider,
-            base_url=base_url,
-            client=build_http_client(timeout_seconds),
-            requests_per_second=requests_per_second,
-            limiter=limiter,
-            observer=observer,
+            base_url=transport.base_url,
+            client=build_http_client(transport.timeout_seconds),
+            requests_per_second=transport.requests_per_second,
+            limiter=transport.limiter,
+            observer=transport.observer,
             secrets=[secret],
-            retry=retry or self.default_retry,
-            sleep=sleep,
-            clock=clock,
+            retry=transport.retry or self.default_retry,
+            sleep=transport.sleep,
+            clock=transport.clock,
             classify=classify,
-            daily_quota=daily_quota,
+            daily_quota=transport.daily_quota,
         )
 
     @classmethod
     def settings_credentials(cls, settings: Settings) -> dict[str, Any]:
-        """The provider's own constructor arguments (credentials, base URLs) from the
+        """The provider's own constructor arguments (credentials, other URLs) from the
         settings; ``ConfigurationError`` when they are missing."""
         raise NotImplementedError
 
@@ -567,10 +575,8 @@ class SourceClient:
         """A client configured from the environment: its credentials, the provider's
         rate and daily quota, the Postgres rate limiter and the ``api_calls`` log."""
         settings = settings or get_settings()
-        # Each client's constructor takes its own credentials and these, by keyword.
-        construct: Callable[..., Self] = cls
-        return construct(
-            **cls.settings_credentials(settings),
+        transport = Transport(
+            base_url=getattr(settings, cls.base_url_setting),
             requests_per_second=getattr(settings, f"{cls.provider}_requests_per_second"),
             timeout_seconds=settings.http_timeout_seconds,
             limiter=limiter or DatabaseRateLimiter(),
@@ -579,6 +585,9 @@ class SourceClient:
             retry=cls.settings_retry(settings, max_slot_wait_seconds),
             daily_quota=settings.daily_quota(cls.provider),
         )
+        # Each client's constructor takes its own credentials and the transport.
+        construct: Callable[..., Self] = cls
+        return construct(**cls.settings_credentials(settings), transport=transport)
 
     @classmethod
     def settings_retry(

@@ -7,7 +7,6 @@ Auth is the ``x-api-key`` header, and ``Accept: application/json`` is required
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from datetime import date
 from typing import Any, Literal, TypeVar
@@ -15,17 +14,13 @@ from typing import Any, Literal, TypeVar
 from pydantic import SecretStr
 
 from shared.config import Settings
-from shared.quota import DailyQuota
-from shared.sources.calllog import CallObserver
 from shared.sources.errors import ConfigurationError, NotFound
 from shared.sources.http import (
-    Clock,
     ModelT,
     RetryPolicy,
-    Sleep,
     SourceClient,
+    Transport,
 )
-from shared.sources.ratelimit import RateLimiter
 from shared.sources.setlistfm_models import Artist, ArtistsPage, Setlist, SetlistsPage
 
 PageT = TypeVar("PageT", ArtistsPage, SetlistsPage)
@@ -40,45 +35,22 @@ class SetlistFmClient(SourceClient):
     """Synchronous client; one instance per process reuses its connections."""
 
     provider = "setlistfm"
+    base_url_setting = "setlistfm_base_url"
     # Its gateway's 429s carry no Retry-After; 2 seconds is what works.
     default_retry = RetryPolicy(rate_limited_wait_seconds=2.0)
 
-    def __init__(
-        self,
-        *,
-        api_key: SecretStr,
-        base_url: str,
-        requests_per_second: float,
-        timeout_seconds: float,
-        limiter: RateLimiter,
-        observer: CallObserver,
-        sleep: Sleep = time.sleep,
-        clock: Clock = time.time,
-        retry: RetryPolicy | None = None,
-        daily_quota: DailyQuota | None = None,
-    ) -> None:
+    def __init__(self, *, api_key: SecretStr, transport: Transport) -> None:
         key = api_key.get_secret_value()
         if not key:
             raise ConfigurationError("setlistfm", "-", "SETLISTFM_API_KEY is empty")
         self._headers = {"x-api-key": key, "Accept": "application/json", "Accept-Language": "en"}
-        self._open_http(
-            base_url=base_url,
-            secret=key,
-            requests_per_second=requests_per_second,
-            timeout_seconds=timeout_seconds,
-            limiter=limiter,
-            observer=observer,
-            sleep=sleep,
-            clock=clock,
-            retry=retry,
-            daily_quota=daily_quota,
-        )
+        super().__init__(transport, secret=key)
 
     @classmethod
     def settings_credentials(cls, settings: Settings) -> dict[str, Any]:
         if settings.setlistfm_api_key is None:
             raise ConfigurationError("setlistfm", "-", "SETLISTFM_API_KEY is not set")
-        return {"api_key": settings.setlistfm_api_key, "base_url": settings.setlistfm_base_url}
+        return {"api_key": settings.setlistfm_api_key}
 
     # -- endpoints ---------------------------------------------------------------------------
 

@@ -15,7 +15,6 @@ replaced by single gets.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,8 +24,6 @@ import httpx
 from pydantic import SecretStr
 
 from shared.config import Settings
-from shared.quota import DailyQuota
-from shared.sources.calllog import CallObserver
 from shared.sources.errors import (
     BadCredentials,
     ConfigurationError,
@@ -34,15 +31,12 @@ from shared.sources.errors import (
     SourceError,
 )
 from shared.sources.http import (
-    Clock,
     ModelT,
-    RetryPolicy,
-    Sleep,
     SourceClient,
+    Transport,
     json_field,
     parse_retry_after,
 )
-from shared.sources.ratelimit import RateLimiter
 from shared.sources.spotify_models import (
     AccessToken,
     AlbumsPaging,
@@ -87,46 +81,26 @@ class SpotifyClient(SourceClient):
     """Synchronous client; one instance per process shares its token and connections."""
 
     provider = "spotify"
+    base_url_setting = "spotify_api_base_url"
 
     def __init__(
         self,
         *,
         client_id: str,
         client_secret: SecretStr,
-        api_base_url: str,
         accounts_base_url: str,
-        requests_per_second: float,
-        timeout_seconds: float,
-        limiter: RateLimiter,
-        observer: CallObserver,
-        sleep: Sleep = time.sleep,
-        clock: Clock = time.time,
-        retry: RetryPolicy | None = None,
-        daily_quota: DailyQuota | None = None,
+        transport: Transport,
     ) -> None:
         secret = client_secret.get_secret_value()
         if not client_id or not secret:
             raise ConfigurationError("spotify", "-", "Spotify client id or secret is empty")
         self._credentials = httpx.BasicAuth(client_id, secret)
         self._accounts_base_url = accounts_base_url
-        self._clock = clock
         self._token: _CachedToken | None = None
         self._token_lock = threading.Lock()
         # Flipped after the first 403: development-mode apps lost /artists?ids=.
         self._several_artists_allowed = True
-        self._open_http(
-            base_url=api_base_url,
-            secret=secret,
-            requests_per_second=requests_per_second,
-            timeout_seconds=timeout_seconds,
-            limiter=limiter,
-            observer=observer,
-            sleep=sleep,
-            clock=clock,
-            retry=retry,
-            daily_quota=daily_quota,
-            classify=self._classify,
-        )
+        super().__init__(transport, secret=secret, classify=self._classify)
 
     @classmethod
     def settings_credentials(cls, settings: Settings) -> dict[str, Any]:
@@ -137,7 +111,6 @@ class SpotifyClient(SourceClient):
         return {
             "client_id": settings.spotify_client_id,
             "client_secret": settings.spotify_client_secret,
-            "api_base_url": settings.spotify_api_base_url,
             "accounts_base_url": settings.spotify_accounts_base_url,
         }
 
@@ -312,7 +285,7 @@ class SpotifyClient(SourceClient):
 
     def _app_token(self) -> str:
         with self._token_lock:
-            now = self._clock()
+            now = self.clock()
             if self._token is None or now >= self._token.refresh_at:
                 answer = self.http.call(
                     "POST",
@@ -345,9 +318,9 @@ class SpotifyClient(SourceClient):
             except ValueError:
                 reason = None
             if reason == "QUOTA_EXCEEDED":
-                wait = parse_retry_after(response.headers.get("Retry-After"), self._clock())
+                wait = parse_retry_after(response.headers.get("Retry-After"), self.clock())
                 reset_at = (
-                    datetime.fromtimestamp(self._clock() + wait, UTC) if wait is not None else None
+                    datetime.fromtimestamp(self.clock() + wait, UTC) if wait is not None else None
                 )
                 return self.http.quota_exhausted(response, endpoint, body, reset_at)
         return None

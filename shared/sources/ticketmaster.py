@@ -8,7 +8,6 @@ observed by endpoint template, and any text taken from a response (the quota
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -18,19 +17,14 @@ from pydantic import SecretStr
 
 from shared.config import Settings
 from shared.logging import get_logger
-from shared.quota import DailyQuota
-from shared.sources.calllog import CallObserver
 from shared.sources.errors import ConfigurationError, RateLimited, SourceError
 from shared.sources.http import (
-    Clock,
     ModelT,
-    RetryPolicy,
-    Sleep,
     SourceClient,
+    Transport,
     json_field,
     parse_retry_after,
 )
-from shared.sources.ratelimit import RateLimiter
 from shared.sources.ticketmaster_models import (
     MUSIC_SEGMENT_ID,
     Attraction,
@@ -60,48 +54,20 @@ class TicketmasterClient(SourceClient):
     """Synchronous client; one instance per process reuses its connections."""
 
     provider = "ticketmaster"
+    base_url_setting = "ticketmaster_base_url"
 
-    def __init__(
-        self,
-        *,
-        api_key: SecretStr,
-        base_url: str,
-        requests_per_second: float,
-        timeout_seconds: float,
-        limiter: RateLimiter,
-        observer: CallObserver,
-        sleep: Sleep = time.sleep,
-        clock: Clock = time.time,
-        retry: RetryPolicy | None = None,
-        daily_quota: DailyQuota | None = None,
-    ) -> None:
+    def __init__(self, *, api_key: SecretStr, transport: Transport) -> None:
         key = api_key.get_secret_value()
         if not key:
             raise ConfigurationError("ticketmaster", "-", "TICKETMASTER_API_KEY is empty")
         self._api_key = key
-        self._clock = clock
-        self._open_http(
-            base_url=base_url,
-            secret=key,
-            requests_per_second=requests_per_second,
-            timeout_seconds=timeout_seconds,
-            limiter=limiter,
-            observer=observer,
-            sleep=sleep,
-            clock=clock,
-            retry=retry,
-            daily_quota=daily_quota,
-            classify=self._classify,
-        )
+        super().__init__(transport, secret=key, classify=self._classify)
 
     @classmethod
     def settings_credentials(cls, settings: Settings) -> dict[str, Any]:
         if settings.ticketmaster_api_key is None:
             raise ConfigurationError("ticketmaster", "-", "TICKETMASTER_API_KEY is not set")
-        return {
-            "api_key": settings.ticketmaster_api_key,
-            "base_url": settings.ticketmaster_base_url,
-        }
+        return {"api_key": settings.ticketmaster_api_key}
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -133,7 +99,7 @@ class TicketmasterClient(SourceClient):
         last event read, and events seen twice are dropped. Filtering add-on
         events is the job of ``shared.sources.records``.
         """
-        window_start = since or datetime.fromtimestamp(self._clock(), UTC)
+        window_start = since or datetime.fromtimestamp(self.clock(), UTC)
         events: dict[str, Event] = {}
         while True:
             last_page = self._events_window(attraction_id, window_start, events)
@@ -205,7 +171,7 @@ class TicketmasterClient(SourceClient):
             "ticketmaster",
             endpoint,
             body,
-            retry_after=parse_retry_after(response.headers.get("Retry-After"), self._clock()),
+            retry_after=parse_retry_after(response.headers.get("Retry-After"), self.clock()),
         )
 
 

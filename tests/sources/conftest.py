@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from shared.quota import DailyQuota, QuotaShare
 from shared.sources.calllog import ApiCall
 from shared.sources.errors import Provider
+from shared.sources.http import Transport
 from shared.sources.ratelimit import InMemoryRateLimiter, Reservation
 from shared.sources.setlistfm import SetlistFmClient
 from shared.sources.spotify import SpotifyClient
@@ -109,13 +110,15 @@ def tm(
 ) -> Iterator[TicketmasterClient]:
     client = TicketmasterClient(
         api_key=SecretStr(TM_KEY),
-        base_url=TM_BASE,
-        requests_per_second=5,
-        timeout_seconds=10,
-        limiter=limiter,
-        observer=observer,
-        sleep=clock.sleep,
-        clock=clock.time,
+        transport=Transport(
+            base_url=TM_BASE,
+            requests_per_second=5,
+            timeout_seconds=10,
+            limiter=limiter,
+            observer=observer,
+            sleep=clock.sleep,
+            clock=clock.time,
+        ),
     )
     with client:
         yield client
@@ -128,14 +131,16 @@ def spotify(
     client = SpotifyClient(
         client_id="theset-client-id",
         client_secret=SecretStr(SPOTIFY_SECRET),
-        api_base_url=SPOTIFY_API,
         accounts_base_url=SPOTIFY_ACCOUNTS,
-        requests_per_second=5,
-        timeout_seconds=10,
-        limiter=limiter,
-        observer=observer,
-        sleep=clock.sleep,
-        clock=clock.time,
+        transport=Transport(
+            base_url=SPOTIFY_API,
+            requests_per_second=5,
+            timeout_seconds=10,
+            limiter=limiter,
+            observer=observer,
+            sleep=clock.sleep,
+            clock=clock.time,
+        ),
     )
     with client:
         yield client
@@ -147,13 +152,15 @@ def setlistfm(
 ) -> Iterator[SetlistFmClient]:
     client = SetlistFmClient(
         api_key=SecretStr(SETLISTFM_KEY),
-        base_url=SETLISTFM_BASE,
-        requests_per_second=2,
-        timeout_seconds=10,
-        limiter=limiter,
-        observer=observer,
-        sleep=clock.sleep,
-        clock=clock.time,
+        transport=Transport(
+            base_url=SETLISTFM_BASE,
+            requests_per_second=2,
+            timeout_seconds=10,
+            limiter=limiter,
+            observer=observer,
+            sleep=clock.sleep,
+            clock=clock.time,
+        ),
     )
     with client:
         yield client

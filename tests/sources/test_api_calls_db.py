@@ -11,6 +11,7 @@ from pytest_httpx import HTTPXMock
 
 from shared.sources.calllog import ApiCallLog
 from shared.sources.errors import ClientError, QuotaExhausted
+from shared.sources.http import Transport
 from shared.sources.records import name_key
 from shared.sources.spotify import SpotifyClient
 from shared.sources.ticketmaster import TicketmasterClient
@@ -32,13 +33,15 @@ ATTRACTION_URL = re.compile(re.escape(f"{TM_BASE}/attractions/K8vZ9171ob7.json")
 def client(clock: FakeClock) -> TicketmasterClient:
     return TicketmasterClient(
         api_key=SecretStr(TM_KEY),
-        base_url=TM_BASE,
-        requests_per_second=5,
-        timeout_seconds=10,
-        limiter=NoWaitLimiter(),
-        observer=ApiCallLog(),
-        sleep=clock.sleep,
-        clock=clock.time,
+        transport=Transport(
+            base_url=TM_BASE,
+            requests_per_second=5,
+            timeout_seconds=10,
+            limiter=NoWaitLimiter(),
+            observer=ApiCallLog(),
+            sleep=clock.sleep,
+            clock=clock.time,
+        ),
     )
 
 
@@ -196,14 +199,16 @@ def test_spotify_tokens_are_absent_from_rows_and_logs(
     spotify = SpotifyClient(
         client_id="theset-client-id",
         client_secret=SecretStr(SPOTIFY_SECRET),
-        api_base_url=SPOTIFY_API,
         accounts_base_url=SPOTIFY_ACCOUNTS,
-        requests_per_second=5,
-        timeout_seconds=10,
-        limiter=NoWaitLimiter(),
-        observer=ApiCallLog(),
-        sleep=clock.sleep,
-        clock=clock.time,
+        transport=Transport(
+            base_url=SPOTIFY_API,
+            requests_per_second=5,
+            timeout_seconds=10,
+            limiter=NoWaitLimiter(),
+            observer=ApiCallLog(),
+            sleep=clock.sleep,
+            clock=clock.time,
+        ),
     )
 
     with spotify:

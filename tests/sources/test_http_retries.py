@@ -27,7 +27,7 @@ from shared.sources.errors import (
     SourceError,
     UpstreamError,
 )
-from shared.sources.http import RetryPolicy, redact
+from shared.sources.http import RetryPolicy, Transport, redact
 from shared.sources.ratelimit import InMemoryRateLimiter
 from shared.sources.setlistfm import SetlistFmClient
 from shared.sources.ticketmaster import TicketmasterClient
@@ -155,14 +155,16 @@ def test_total_waiting_time_is_bounded(
 ) -> None:
     client = TicketmasterClient(
         api_key=SecretStr(TM_KEY),
-        base_url=TM_BASE,
-        requests_per_second=5,
-        timeout_seconds=10,
-        limiter=NoWaitLimiter(),
-        observer=observer,
-        sleep=clock.sleep,
-        clock=clock.time,
-        retry=RetryPolicy(max_attempts=10, max_total_wait_seconds=5.0),
+        transport=Transport(
+            base_url=TM_BASE,
+            requests_per_second=5,
+            timeout_seconds=10,
+            limiter=NoWaitLimiter(),
+            observer=observer,
+            sleep=clock.sleep,
+            clock=clock.time,
+            retry=RetryPolicy(max_attempts=10, max_total_wait_seconds=5.0),
+        ),
     )
     httpx_mock.add_response(
         url=ATTRACTION_URL, status_code=429, headers={"Retry-After": "2"}, is_reusable=True
@@ -301,13 +303,15 @@ def test_quota_exhausted_stops_every_later_call_until_the_reset(
     limiter = InMemoryRateLimiter(clock=clock.time)
     client = TicketmasterClient(
         api_key=SecretStr(TM_KEY),
-        base_url=TM_BASE,
-        requests_per_second=5,
-        timeout_seconds=10,
-        limiter=limiter,
-        observer=observer,
-        sleep=clock.sleep,
-        clock=clock.time,
+        transport=Transport(
+            base_url=TM_BASE,
+            requests_per_second=5,
+            timeout_seconds=10,
+            limiter=limiter,
+            observer=observer,
+            sleep=clock.sleep,
+            clock=clock.time,
+        ),
     )
     reset_ms = int((NOW + 3600) * 1000)
     httpx_mock.add_response(

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from pytest_httpx import HTTPXMock
 
 from shared.quota import DailyQuota, spending
-from shared.sources.http import RATE_HEADROOM
+from shared.sources.http import RATE_HEADROOM, Transport
 from shared.sources.ratelimit import InMemoryRateLimiter
 from shared.sources.ticketmaster import TicketmasterClient
 from tests.sources.conftest import TM_BASE, TM_KEY, CollectingObserver, FakeClock, payload
@@ -137,9 +137,17 @@ def test_a_request_that_wakes_up_late_is_one_call_in_the_quota(
         clock.sleep(seconds + 0.1)  # every wake-up 100 ms late: three slots, one request
 
     tm = TicketmasterClient(
-        api_key=SecretStr(TM_KEY), base_url=TM_BASE, requests_per_second=5, timeout_seconds=10,
-        limiter=limiter, observer=CollectingObserver(), sleep=late, clock=clock.time,
-        daily_quota=quota,
+        api_key=SecretStr(TM_KEY),
+        transport=Transport(
+            base_url=TM_BASE,
+            requests_per_second=5,
+            timeout_seconds=10,
+            limiter=limiter,
+            observer=CollectingObserver(),
+            sleep=late,
+            clock=clock.time,
+            daily_quota=quota,
+        ),
     )
     httpx_mock.add_response(
         url=f"{TM_BASE}/venues/KovZpZAEvAJA.json?apikey={TM_KEY}", json=payload("tm_venue.json"))

@@ -9,7 +9,12 @@ from pydantic import SecretStr
 from pytest_httpx import HTTPXMock
 
 from shared.sources.errors import RateLimited
-from shared.sources.http import DEFAULT_MAX_SLOT_WAIT_SECONDS, RATE_HEADROOM, RetryPolicy
+from shared.sources.http import (
+    DEFAULT_MAX_SLOT_WAIT_SECONDS,
+    RATE_HEADROOM,
+    RetryPolicy,
+    Transport,
+)
 from shared.sources.ratelimit import InMemoryRateLimiter
 from shared.sources.setlistfm import SetlistFmClient
 from shared.sources.ticketmaster import TicketmasterClient
@@ -66,23 +71,27 @@ def test_clients_sleep_until_their_slot(httpx_mock: HTTPXMock, clock: FakeClock)
     limiter = InMemoryRateLimiter(clock=clock.time)
     tm = TicketmasterClient(
         api_key=SecretStr(TM_KEY),
-        base_url=TM_BASE,
-        requests_per_second=5,
-        timeout_seconds=10,
-        limiter=limiter,
-        observer=CollectingObserver(),
-        sleep=clock.sleep,
-        clock=clock.time,
+        transport=Transport(
+            base_url=TM_BASE,
+            requests_per_second=5,
+            timeout_seconds=10,
+            limiter=limiter,
+            observer=CollectingObserver(),
+            sleep=clock.sleep,
+            clock=clock.time,
+        ),
     )
     setlistfm = SetlistFmClient(
         api_key=SecretStr(SETLISTFM_KEY),
-        base_url=SETLISTFM_BASE,
-        requests_per_second=2,
-        timeout_seconds=10,
-        limiter=limiter,
-        observer=CollectingObserver(),
-        sleep=clock.sleep,
-        clock=clock.time,
+        transport=Transport(
+            base_url=SETLISTFM_BASE,
+            requests_per_second=2,
+            timeout_seconds=10,
+            limiter=limiter,
+            observer=CollectingObserver(),
+            sleep=clock.sleep,
+            clock=clock.time,
+        ),
     )
     httpx_mock.add_response(
         url=f"{TM_BASE}/venues/KovZpZAEvAJA.json?apikey={TM_KEY}",
@@ -120,13 +129,15 @@ def test_a_request_that_wakes_up_late_takes_a_new_slot(
 
     tm = TicketmasterClient(
         api_key=SecretStr(TM_KEY),
-        base_url=TM_BASE,
-        requests_per_second=5,
-        timeout_seconds=10,
-        limiter=limiter,
-        observer=CollectingObserver(),
-        sleep=sleep,
-        clock=clock.time,
+        transport=Transport(
+            base_url=TM_BASE,
+            requests_per_second=5,
+            timeout_seconds=10,
+            limiter=limiter,
+            observer=CollectingObserver(),
+            sleep=sleep,
+            clock=clock.time,
+        ),
     )
     httpx_mock.add_response(
         url=f"{TM_BASE}/venues/KovZpZAEvAJA.json?apikey={TM_KEY}", json=payload("tm_venue.json")
@@ -163,14 +174,16 @@ def _busy_ticketmaster(
 ) -> TicketmasterClient:
     return TicketmasterClient(
         api_key=SecretStr(TM_KEY),
-        base_url=TM_BASE,
-        requests_per_second=5,
-        timeout_seconds=10,
-        limiter=limiter,
-        observer=CollectingObserver(),
-        sleep=clock.sleep,
-        clock=clock.time,
-        retry=retry,
+        transport=Transport(
+            base_url=TM_BASE,
+            requests_per_second=5,
+            timeout_seconds=10,
+            limiter=limiter,
+            observer=CollectingObserver(),
+            sleep=clock.sleep,
+            clock=clock.time,
+            retry=retry,
+        ),
     )
 
 

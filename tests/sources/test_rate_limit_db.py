@@ -17,7 +17,7 @@ from pytest_httpx import HTTPXMock
 
 from devstack.stub_server import stub_server
 from shared.sources.errors import Provider, QuotaExhausted, RateLimited
-from shared.sources.http import RATE_HEADROOM, RetryPolicy
+from shared.sources.http import RATE_HEADROOM, RetryPolicy, Transport
 from shared.sources.ratelimit import DatabaseRateLimiter
 from shared.sources.ticketmaster import TicketmasterClient
 from tests.sources.conftest import TM_BASE, TM_KEY, CollectingObserver, payload
@@ -122,13 +122,15 @@ def test_a_client_refused_a_slot_books_nothing_in_the_database(
     booked = _next_slot(db, "ticketmaster")
     client = TicketmasterClient(
         api_key=SecretStr(TM_KEY),
-        base_url=TM_BASE,
-        requests_per_second=5,
-        timeout_seconds=10,
-        limiter=limiter,
-        observer=CollectingObserver(),
-        sleep=lambda seconds: pytest.fail(f"slept {seconds} s"),
-        retry=RetryPolicy(max_slot_wait_seconds=10),
+        transport=Transport(
+            base_url=TM_BASE,
+            requests_per_second=5,
+            timeout_seconds=10,
+            limiter=limiter,
+            observer=CollectingObserver(),
+            sleep=lambda seconds: pytest.fail(f"slept {seconds} s"),
+            retry=RetryPolicy(max_slot_wait_seconds=10),
+        ),
     )
 
     with client, pytest.raises(RateLimited) as raised:
@@ -163,11 +165,13 @@ def test_quota_exhausted_in_one_client_stops_a_client_elsewhere(
     def client() -> TicketmasterClient:
         return TicketmasterClient(
             api_key=SecretStr(TM_KEY),
-            base_url=TM_BASE,
-            requests_per_second=5,
-            timeout_seconds=10,
-            limiter=DatabaseRateLimiter(),
-            observer=CollectingObserver(),
+            transport=Transport(
+                base_url=TM_BASE,
+                requests_per_second=5,
+                timeout_seconds=10,
+                limiter=DatabaseRateLimiter(),
+                observer=CollectingObserver(),
+            ),
         )
 
     reset_ms = int((time.time() + 7200) * 1000)
