@@ -101,8 +101,8 @@ def prepare(url: str) -> Stage:
         artist = _one(conn, "insert into public.artists (name) values (%s) returning id",
                       [f"Band of Horses (bench {suffix})"])
         for title in SONGS:
-            conn.execute("insert into public.songs (artist_id, title, title_key)"
-                         " values (%s, %s, lower(%s))", [artist, title, title])
+            conn.execute("insert into public.songs (artist_id, title) values (%s, %s)",
+                         [artist, title])
         setlists = []
         for n, venue_name in enumerate(("Ryman Auditorium", "Red Rocks Amphitheatre",
                                         "The Fillmore"), start=1):

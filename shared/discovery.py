@@ -26,7 +26,6 @@ from shared.sources.records import (
     ArtistRecord,
     artist_from_spotify,
     artist_from_ticketmaster,
-    name_key,
 )
 from shared.sync import clients
 from shared.sync.errors import FlightPending, api_error_for
@@ -100,16 +99,18 @@ def search_artists(query: str, limit: int) -> SearchAnswer:
     """
     ttl = get_settings().search_cache_ttl_seconds
 
-    def done(after_flight: bool) -> SearchAnswer | None:
-        with db.transaction() as conn:
-            row = conn.execute(
-                "select items, fetched_at from private.search_cache_lookup(%s, %s, %s)",
-                [query, limit, ttl],
-            ).fetchone()
-        if row is None:
+    def cached(row: dict[str, Any] | None) -> SearchAnswer | None:
+        if row is None or row["items"] is None:
             return None
         records = [ArtistRecord(**{**r, "genres": tuple(r["genres"])}) for r in row["items"]]
         return SearchAnswer(_matched(records[:limit]), "ticketmaster", True, row["fetched_at"])
+
+    def done(after_flight: bool) -> SearchAnswer | None:
+        with db.transaction() as conn:
+            return cached(conn.execute(
+                "select items, fetched_at from private.search_cache_lookup(%s, %s, %s)",
+                [query, limit, ttl],
+            ).fetchone())
 
     def lead(flight: Flight) -> SearchAnswer:
         attractions = clients.ticketmaster().search_attractions(query, size=limit)
@@ -123,8 +124,19 @@ def search_artists(query: str, limit: int) -> SearchAnswer:
         fetched_at = row["fetched_at"] if row else datetime.now(UTC)
         return SearchAnswer(_matched(records), "ticketmaster", False, fetched_at)
 
+    # The flight's key is the query's name key, read with the first look into the cache.
+    with db.transaction() as conn:
+        first = conn.execute(
+            "select k.key, c.items, c.fetched_at from (select private.name_key(%s) as key) as k"
+            " left join private.search_cache_lookup(%s, %s, %s) as c on true",
+            [query, query, limit, ttl],
+        ).fetchone()
+    assert first is not None
+    answer = cached(first)
+    if answer is not None:
+        return answer
     try:
-        return single_flight(f"search:{name_key(query)}", lead, done)
+        return single_flight(f"search:{first['key']}", lead, done)
     except (SourceError, FlightPending) as error:
         local = _local_artists(query, limit)
         log.warning("search_answered_locally", error_type=type(error).__name__,

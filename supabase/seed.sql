@@ -163,8 +163,8 @@ plan as (
   cross join words w
   cross join lateral generate_series(1, 8 + (a.n * 3) % 8) as s
 )
-insert into public.songs (artist_id, title, title_key, album, release_date, duration_ms, popularity)
-select artist_id, title, private.name_key(title),
+insert into public.songs (artist_id, title, album, release_date, duration_ms, popularity)
+select artist_id, title,
        'Demo Sessions, Vol. ' || ((s - 1) / 5 + 1),
        date '2018-03-01' + ((s - 1) / 5) * 400 + n * 17,
        (150 + (n * 37 + s * 53) % 150) * 1000 + (s * 137) % 1000,

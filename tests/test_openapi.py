@@ -263,8 +263,8 @@ def test_add_song(contract: Contract, db: Connection) -> None:
     assert contract.call("post", "/add_song", {**body, "song_id": str(uuid.uuid4())},
                          headers=bearer(fan)).status_code == 404
     phish = insert_artist(db, "Phish")
-    tweezer = db.execute("insert into public.songs (artist_id, title, title_key)"
-                         " values (%s, 'Tweezer', 'tweezer') returning id", [phish]).fetchone()
+    tweezer = db.execute("insert into public.songs (artist_id, title)"
+                         " values (%s, 'Tweezer') returning id", [phish]).fetchone()
     assert tweezer is not None
     assert contract.call("post", "/add_song", {**body, "song_id": str(tweezer["id"])},
                          headers=bearer(fan)).status_code == 422
@@ -373,9 +373,9 @@ def test_read_rpcs_with_a_played_setlist_match_their_schemas(
         cast_vote(conn, fan, stage.entries[2])
     db.execute("update public.shows set local_date = current_date - 1 where id = %s",
                [stage.show_id])
-    songs = [{"title": "Laredo", "title_key": "laredo", "set_number": 1, "encore": 0,
+    songs = [{"title": "Laredo", "set_number": 1, "encore": 0,
               "is_cover": False, "info": "extended outro"},
-             {"title": "Am I a Good Man", "title_key": "am i a good man", "set_number": 2,
+             {"title": "Am I a Good Man", "set_number": 2,
               "set_name": "Encore:", "encore": 1, "is_cover": True,
               "cover_artist_name": "Them Two"}]
     db.execute("select private.import_played_setlist(%s, %s::jsonb)", [stage.show_id, json.dumps({

@@ -15,17 +15,14 @@ lives in one place:
 * played setlists from setlist.fm: ordered songs, encores marked, tape entries
   left out, covers flagged.
 
-``name_key`` and ``song_title_key`` are the keys two spellings of one name or
-title share; ``name_key`` gives exactly what the database's ``private.name_key``
-gives (its unaccent rules and alphanumeric classes are in ``name_key_tables``).
+Parsing only: when two names or titles are the same (``private.name_key``,
+``private.song_title_key``) is the database's to say.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
-from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Literal
@@ -35,7 +32,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from shared.sources import setlistfm_models as sfm
 from shared.sources import spotify_models as sp
 from shared.sources import ticketmaster_models as tm
-from shared.sources.name_key_tables import EXTRA_ALNUM_RANGES, UNACCENT
 
 ArtistSource = Literal["ticketmaster", "spotify", "musicbrainz"]
 VenueSource = Literal["ticketmaster", "setlistfm"]
@@ -44,82 +40,6 @@ ShowStatus = Literal["scheduled", "postponed", "rescheduled", "cancelled"]
 SongVersion = Literal[
     "studio", "remaster", "edit", "instrumental", "acoustic", "live", "demo", "remix"
 ]
-
-# ---------------------------------------------------------------------------------------------
-# Name keys
-# ---------------------------------------------------------------------------------------------
-
-# The database's unaccent dictionary: one character to its replacement (or to nothing).
-_UNACCENT = str.maketrans(UNACCENT)
-# What the database's locale (C.UTF-8) counts as [[:alnum:]]: letters, decimal
-# digits and letter numbers, plus the Alphabetic marks and symbols listed.
-_ALNUM_CATEGORIES = frozenset({"Lu", "Ll", "Lt", "Lm", "Lo", "Nl", "Nd"})
-_EXTRA_ALNUM_STARTS = tuple(low for low, _ in EXTRA_ALNUM_RANGES)
-# Typographic apostrophes and quotes inside words ("No One's") are dropped, not spaced.
-_APOSTROPHES = re.compile(r"['\u2018\u2019\u02bc`´]")
-
-
-def fold_accents(text: str) -> str:
-    """Accents removed exactly as the database's ``unaccent`` does (Latin, Greek, Cyrillic, …).
-
-    Only what the unaccent rules list is replaced: superscripts, fullwidth
-    forms, kana and Hangul are left as they are.
-    """
-    return text.translate(_UNACCENT)
-
-
-def _lower(text: str) -> str:
-    """Postgres ``lower`` under C.UTF-8: one character at a time, no special casing.
-
-    Python's ``str.lower`` applies the final-sigma rule and turns "İ" into two
-    characters; the database's per-character mapping does neither.
-    """
-    return "".join(_lower_char(ch) for ch in text)
-
-
-def _lower_char(ch: str) -> str:
-    lowered = ch.lower()
-    if len(lowered) == 1:
-        return lowered
-    return lowered[0]  # "İ" → "i" (Python: "i" + combining dot above)
-
-
-def _is_alnum(ch: str) -> bool:
-    if unicodedata.category(ch) in _ALNUM_CATEGORIES:
-        return True
-    cp = ord(ch)
-    index = bisect_right(_EXTRA_ALNUM_STARTS, cp) - 1
-    return index >= 0 and cp <= EXTRA_ALNUM_RANGES[index][1]
-
-
-def _alnum_words(text: str) -> str:
-    """Alphanumeric runs joined by one space.
-
-    The database's ``btrim(regexp_replace(text, '[^[:alnum:]]+', ' ', 'g'))``.
-    """
-    words: list[str] = []
-    word: list[str] = []
-    for ch in text:
-        if _is_alnum(ch):
-            word.append(ch)
-        elif word:
-            words.append("".join(word))
-            word = []
-    if word:
-        words.append("".join(word))
-    return " ".join(words)
-
-
-def name_key(name: str) -> str:
-    """Key shared by spellings of one name: accents folded, case and punctuation dropped.
-
-    "&" reads as "and". A name made only of punctuation keeps its lower-case
-    form, trimmed of spaces. Exactly the database's ``private.name_key``:
-    ``tests/sources/test_name_key_parity.py`` compares the two.
-    """
-    key = _alnum_words(_lower(fold_accents(name)).replace("&", " and "))
-    return key or _lower(name.strip(" "))
-
 
 # ---------------------------------------------------------------------------------------------
 # Song titles and versions
@@ -201,12 +121,6 @@ def split_song_title(title: str) -> tuple[str, SongVersion]:
     return (cleaned or title.strip()), version
 
 
-def song_title_key(title: str) -> str:
-    """Key one song shares across its versions and spellings (catalogue and setlist.fm names)."""
-    cleaned, _ = split_song_title(title)
-    return name_key(_APOSTROPHES.sub("", cleaned))
-
-
 # ---------------------------------------------------------------------------------------------
 # Records
 # ---------------------------------------------------------------------------------------------
@@ -227,10 +141,6 @@ class ArtistRecord:
     spotify_url: str | None = None
     # Ticketmaster only: the attraction's count of upcoming events.
     upcoming_event_count: int | None = None
-
-    @property
-    def name_key(self) -> str:
-        return name_key(self.name)
 
     def external_ids(self) -> list[tuple[ArtistSource, str]]:
         """(source, id) pairs as ``public.artist_external_ids`` stores them."""
@@ -257,10 +167,6 @@ class VenueRecord:
     timezone: str | None = None
     latitude: float | None = None
     longitude: float | None = None
-
-    @property
-    def name_key(self) -> str:
-        return name_key(self.name)
 
     def external_ids(self) -> list[tuple[VenueSource, str]]:
         pairs: list[tuple[VenueSource, str | None]] = [
@@ -303,8 +209,7 @@ class ShowRecord:
 
 @dataclass(frozen=True, slots=True)
 class SongRecord:
-    title: str
-    title_key: str
+    title: str  # without version markers: what songs.title stores and its key comes from
     version: SongVersion
     spotify_id: str
     spotify_url: str | None
@@ -323,8 +228,7 @@ class SongRecord:
 @dataclass(frozen=True, slots=True)
 class PlayedSong:
     position: int  # 1-based over performed songs, encores included
-    title: str
-    title_key: str
+    title: str  # without version markers, as a catalogue song's (SongRecord.title)
     set_number: int  # 1-based, in setlist.fm's order of sets (encores included)
     set_name: str | None
     encore: int  # 0 in the main set, 1 for the first encore, …
@@ -639,7 +543,6 @@ def song_from_spotify(
         version = _marker_version(album.name)[1] or version
     return SongRecord(
         title=title,
-        title_key=song_title_key(track.name),
         version=version,
         spotify_id=track.id,
         spotify_url=track.external_urls.spotify,
@@ -672,14 +575,18 @@ def song_preference(song: SongRecord) -> tuple[int, int, date, int, int]:
     )
 
 
-def catalogue_from_spotify(songs: Iterable[SongRecord]) -> list[SongRecord]:
-    """One song per title key: the preferred version (the original studio recording)."""
+def catalogue_from_spotify(
+    songs: Sequence[SongRecord], title_keys: Sequence[str]
+) -> list[SongRecord]:
+    """One song per title key (``title_keys[i]`` is the database's key of ``songs[i]``'s
+    title): the preferred version, the original studio recording."""
     best: dict[str, SongRecord] = {}
-    for song in songs:
-        current = best.get(song.title_key)
+    for song, key in zip(songs, title_keys, strict=True):
+        current = best.get(key)
         if current is None or song_preference(song) < song_preference(current):
-            best[song.title_key] = song
-    return sorted(best.values(), key=lambda s: (s.release_date or date.max, s.title_key))
+            best[key] = song
+    ranked = sorted(best.items(), key=lambda item: (item[1].release_date or date.max, item[0]))
+    return [song for _, song in ranked]
 
 
 def _largest_spotify_image(images: Iterable[sp.Image]) -> str | None:
@@ -697,14 +604,13 @@ def played_setlist_from_setlistfm(setlist: sfm.Setlist) -> PlayedSetlist:
     songs: list[PlayedSong] = []
     for set_number, song_set in enumerate(setlist.sets, start=1):
         for song in song_set.song:
-            title = song.name.strip()
-            if song.tape or not title:
+            name = song.name.strip()
+            if song.tape or not name:
                 continue
             songs.append(
                 PlayedSong(
                     position=len(songs) + 1,
-                    title=title,
-                    title_key=song_title_key(title),
+                    title=split_song_title(name)[0],
                     set_number=set_number,
                     set_name=_blank_to_none(song_set.name),
                     encore=song_set.encore or 0,

@@ -17,17 +17,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from shared import db
 from shared.db import Connection
+from shared.keys import name_keys
 from shared.logging import get_logger
 from shared.sources import errors as source_errors
 from shared.sources.records import (
     ArtistRecord,
     artist_from_spotify,
     artist_from_ticketmaster,
-    name_key,
 )
 from shared.sources.ticketmaster_models import Attraction
 from shared.sync import clients
@@ -133,31 +133,43 @@ def known_ids(conn: Connection, artist_id: uuid.UUID) -> dict[str, list[str]]:
     return ids
 
 
-def find_known_artist(conn: Connection, lookup: ArtistLookup) -> uuid.UUID | None:
-    """The artist an id points at; a name only when exactly one artist has it."""
-    for source, value in (
-        ("ticketmaster", lookup.ticketmaster_id),
-        ("spotify", lookup.spotify_id),
-        ("musicbrainz", lookup.musicbrainz_id),
-    ):
-        if value:
-            row = conn.execute(
-                "select artist_id from public.artist_external_ids"
-                " where source = %s and external_id = %s",
-                [source, value],
-            ).fetchone()
-            if row is not None:
-                found: uuid.UUID = row["artist_id"]
-                return found
-    if lookup.name and not (lookup.ticketmaster_id or lookup.spotify_id or lookup.musicbrainz_id):
-        rows = conn.execute(
-            "select id from public.artists where name_key = private.name_key(%s) limit 2",
-            [lookup.name],
-        ).fetchall()
-        if len(rows) == 1:
-            single: uuid.UUID = rows[0]["id"]
-            return single
-    return None
+class KnownArtist(NamedTuple):
+    # The artist an id points at; by name only when exactly one artist has it.
+    artist_id: uuid.UUID | None
+    # One flight per artist we have, else per identifier asked for (a name by its name key).
+    flight_key: str
+
+
+def find_known_artist(conn: Connection, lookup: ArtistLookup) -> KnownArtist:
+    ids = [
+        (source, value)
+        for source, value in (
+            ("ticketmaster", lookup.ticketmaster_id),
+            ("spotify", lookup.spotify_id),
+            ("musicbrainz", lookup.musicbrainz_id),
+        )
+        if value
+    ]
+    for source, value in ids:
+        row = conn.execute(
+            "select artist_id from public.artist_external_ids"
+            " where source = %s and external_id = %s",
+            [source, value],
+        ).fetchone()
+        if row is not None:
+            return KnownArtist(row["artist_id"], f"artist:{row['artist_id']}")
+    if ids:
+        source, value = ids[0]
+        return KnownArtist(None, f"artist:{source}:{value}")
+    row = conn.execute(
+        "select k.key, array(select a.id from public.artists a where a.name_key = k.key"
+        " limit 2) as ids from (select private.name_key(%s) as key) as k",
+        [lookup.name or ""],
+    ).fetchone()
+    assert row is not None
+    if len(row["ids"]) == 1:
+        return KnownArtist(row["ids"][0], f"artist:{row['ids'][0]}")
+    return KnownArtist(None, f"artist:name:{row['key']}")
 
 
 def artist_summary(conn: Connection, artist_id: uuid.UUID) -> dict[str, Any]:
@@ -205,9 +217,9 @@ def choose_attraction(
     exact-name matches, the linked attraction with the most upcoming events
     stands for it and unlinked duplicates are ignored.
     """
-    wanted = name_key(name)
     records = [artist_from_ticketmaster(a) for a in attractions]
-    matches = [r for r in records if r.name_key == wanted]
+    same = _same_name(name, [r.name for r in records])
+    matches = [r for r, is_same in zip(records, same, strict=True) if is_same]
     confirmed = [r for r in matches if _confirms(r, spotify_id, musicbrainz_id)]
     if confirmed:
         return max(confirmed, key=lambda r: r.upcoming_event_count or 0)
@@ -256,9 +268,20 @@ def _optional(what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
         return None
 
 
+def _same_name(name: str, names: Sequence[str]) -> list[bool]:
+    """Which of ``names`` share ``name``'s name key (asked of the database in one statement)."""
+    if not names:
+        return []
+    with db.transaction() as conn:
+        wanted, *keys = name_keys(conn, [name, *names])
+    return [key == wanted for key in keys]
+
+
 def _mbid_for_name(name: str) -> str | None:
     found = _optional("setlistfm_search", lambda: clients.setlistfm().search_artists(name=name))
-    exact = {a.mbid for a in found or [] if a.mbid and name_key(a.name) == name_key(name)}
+    candidates = [a for a in found or [] if a.mbid]
+    same = _same_name(name, [a.name for a in candidates])
+    exact = {a.mbid for a, is_same in zip(candidates, same, strict=True) if is_same}
     return exact.pop() if len(exact) == 1 else None
 
 
@@ -326,20 +349,6 @@ def _follow_ups(conn: Connection, artist_id: uuid.UUID, force: bool) -> list[Enq
     return queued
 
 
-def _flight_key(lookup: ArtistLookup, existing: uuid.UUID | None) -> str:
-    """One flight per artist we have, else per identifier asked for."""
-    if existing is not None:
-        return f"artist:{existing}"
-    for source, value in (
-        ("ticketmaster", lookup.ticketmaster_id),
-        ("spotify", lookup.spotify_id),
-        ("musicbrainz", lookup.musicbrainz_id),
-    ):
-        if value:
-            return f"artist:{source}:{value}"
-    return f"artist:name:{name_key(lookup.name or '')}"
-
-
 def sync_artist(lookup: ArtistLookup, *, force: bool = False) -> ArtistSync:
     """Import or refresh an artist now and queue its shows and catalogue.
 
@@ -349,20 +358,18 @@ def sync_artist(lookup: ArtistLookup, *, force: bool = False) -> ArtistSync:
     if not (lookup.ticketmaster_id or lookup.spotify_id or lookup.musicbrainz_id or lookup.name):
         raise ValueError("an artist id or name is required")
     with db.transaction() as conn:
-        existing = find_known_artist(conn, lookup)
+        existing, flight_key = find_known_artist(conn, lookup)
         answer = _fresh_sync(conn, existing, forced=force)
     if answer is not None:  # the common case: one transaction, no flight, no call
         return answer
 
     def done(after_flight: bool) -> ArtistSync | None:
         with db.transaction() as conn:
-            found = find_known_artist(conn, lookup)
+            found = find_known_artist(conn, lookup).artist_id
             return _fresh_sync(conn, found, forced=force and not after_flight)
 
     try:
-        return single_flight(
-            _flight_key(lookup, existing), lambda flight: _import(lookup, force, flight), done
-        )
+        return single_flight(flight_key, lambda flight: _import(lookup, force, flight), done)
     except FlightPending as pending:
         if existing is not None:
             with db.transaction() as conn:
@@ -382,7 +389,7 @@ def _fresh_sync(
 
 def _import(lookup: ArtistLookup, force: bool, flight: Flight) -> ArtistSync:
     with db.transaction() as conn:
-        existing = find_known_artist(conn, lookup)
+        existing = find_known_artist(conn, lookup).artist_id
         known = known_ids(conn, existing) if existing is not None else {}
     if existing is not None:
         lookup = replace(lookup, name=lookup.name or _artist_name(existing))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from shared import db
+from shared.keys import song_title_keys
 from shared.logging import get_logger
 from shared.sources.errors import SourceError
 from shared.sources.records import SongRecord, catalogue_from_spotify, song_from_spotify
@@ -80,8 +81,8 @@ def _artist_spotify_id(artist_id: uuid.UUID) -> tuple[str, bool]:
         return str(row["spotify_id"]), is_fresh(conn, KIND, artist_id)
 
 
-def fetch_catalogue(spotify_id: str) -> list[SongRecord]:
-    """Every album and single of the artist, their tracks by this artist, one per title."""
+def fetch_tracks(spotify_id: str) -> list[SongRecord]:
+    """Every track by the artist on its albums and singles: versions of one song included."""
     client = clients.spotify()
     songs: list[SongRecord] = []
     seen_albums: set[str] = set()
@@ -95,7 +96,7 @@ def fetch_catalogue(spotify_id: str) -> list[SongRecord]:
             if track.artists and spotify_id not in {a.id for a in track.artists}:
                 continue  # a guest's track on a split release
             songs.append(song_from_spotify(track, album))
-    return catalogue_from_spotify(songs)
+    return songs
 
 
 def import_artist_catalogue(
@@ -126,12 +127,13 @@ def import_artist_catalogue(
     def lead(flight: Flight) -> CatalogueResult:
         [spotify_id] = spotify_ids
         try:
-            catalogue = fetch_catalogue(spotify_id)
+            tracks = fetch_tracks(spotify_id)
         except SourceError as error:
             record_failure(KIND, artist_id, error, job=job)
             raise
         with job_transaction(job) as conn:
-            resolved = ingest_songs(conn, artist_id, catalogue)
+            keys = song_title_keys(conn, [track.title for track in tracks])
+            resolved = ingest_songs(conn, artist_id, catalogue_from_spotify(tracks, keys))
             record_success(conn, KIND, artist_id)
             flight.finish(conn)
         counts = IngestCounts.of(resolved)

@@ -17,6 +17,7 @@ from datetime import date, datetime, time
 from typing import Any, Literal
 
 from shared.db import Connection
+from shared.keys import name_keys
 from shared.sources.records import ArtistRecord, ShowRecord, SongRecord, VenueRecord
 
 Action = Literal["created", "updated", "unchanged"]
@@ -213,16 +214,28 @@ def ingest_show_items(conn: Connection, items: Sequence[Mapping[str, Any]]) -> l
     return resolved
 
 
-def _venue_key(venue: VenueRecord) -> str:
+def _keys_by_name(conn: Connection, shows: Sequence[ShowRecord]) -> dict[str, str]:
+    """The name key of every headliner, venue and city name without a Ticketmaster id to go
+    by, from the database (one statement; none when every one has an id)."""
+    names = {show.artists[0].name for show in shows
+             if show.artists and not show.artists[0].ticketmaster_id}
+    for show in shows:
+        if not show.venue.ticketmaster_id:
+            names |= {show.venue.name, show.venue.city or ""}
+    ordered = sorted(names)
+    return dict(zip(ordered, name_keys(conn, ordered), strict=True))
+
+
+def _venue_key(venue: VenueRecord, keys: Mapping[str, str]) -> str:
     if venue.ticketmaster_id:
         return f"tm:{venue.ticketmaster_id}"
-    return f"nk:{venue.name_key}|{venue.city}|{venue.country_code}"
+    return f"nk:{keys[venue.name]}|{keys[venue.city or '']}|{venue.country_code}"
 
 
-def _artist_key(artist: ArtistRecord) -> str:
+def _artist_key(artist: ArtistRecord, keys: Mapping[str, str]) -> str:
     if artist.ticketmaster_id:
         return f"tm:{artist.ticketmaster_id}"
-    return f"name:{artist.name_key}"
+    return f"name:{keys[artist.name]}"
 
 
 def ingest_show_records(
@@ -239,16 +252,14 @@ def ingest_show_records(
     belongs to ``fallback_artist_id`` (the artist whose events were read) or
     is skipped.
     """
+    kept = [show for show in shows if show.artists or fallback_artist_id is not None]
+    keys = _keys_by_name(conn, kept)
     artists: dict[str, ArtistRecord] = {}
     venues: dict[str, VenueRecord] = {}
-    kept: list[ShowRecord] = []
-    for show in shows:
-        if not show.artists and fallback_artist_id is None:
-            continue
+    for show in kept:
         if show.artists:
-            artists.setdefault(_artist_key(show.artists[0]), show.artists[0])
-        venues.setdefault(_venue_key(show.venue), show.venue)
-        kept.append(show)
+            artists.setdefault(_artist_key(show.artists[0], keys), show.artists[0])
+        venues.setdefault(_venue_key(show.venue, keys), show.venue)
 
     artist_keys = sorted(artists)
     venue_keys = sorted(venues)
@@ -260,11 +271,11 @@ def ingest_show_records(
     items: list[dict[str, Any]] = []
     for show in kept:
         if show.artists:
-            artist_id = artist_ids[_artist_key(show.artists[0])]
+            artist_id = artist_ids[_artist_key(show.artists[0], keys)]
         else:
             assert fallback_artist_id is not None
             artist_id = fallback_artist_id
-        items.append(show_item(show, artist_id, venue_ids[_venue_key(show.venue)]))
+        items.append(show_item(show, artist_id, venue_ids[_venue_key(show.venue, keys)]))
     show_resolved = ingest_show_items(conn, items)
     return ShowsIngested(
         show_ids=[r.id for r in show_resolved],
@@ -294,7 +305,6 @@ def retire_missing_shows(
 def song_item(record: SongRecord) -> dict[str, Any]:
     return {
         "title": record.title,
-        "title_key": record.title_key,
         "spotify_id": record.spotify_id,
         "spotify_url": record.spotify_url,
         "album": record.album,
@@ -309,8 +319,7 @@ def song_item(record: SongRecord) -> dict[str, Any]:
 def ingest_songs(
     conn: Connection, artist_id: uuid.UUID, songs: Sequence[SongRecord]
 ) -> list[Resolved]:
-    items = [song_item(s) for s in sorted(songs, key=lambda s: s.title_key)]
-    order = sorted(range(len(songs)), key=lambda i: songs[i].title_key)
+    items = [song_item(s) for s in songs]
     resolved: list[Resolved] = []
     lock_keys = "private.ingest_song_lock_keys(%s, %s::jsonb)"
     for chunk in _chunks(conn, items, lock_keys, [artist_id]):
@@ -319,8 +328,4 @@ def ingest_songs(
             "select ord, song_id as id, action from private.ingest_songs(%s, %s::jsonb)",
             [artist_id, chunk],
         )
-    # Back to the caller's order.
-    result: list[Resolved | None] = [None] * len(songs)
-    for position, index in enumerate(order):
-        result[index] = resolved[position]
-    return [r for r in result if r is not None]
+    return resolved

@@ -29,10 +29,11 @@ from typing import Any, Final
 
 from shared import db
 from shared.db import Connection
+from shared.keys import name_keys
 from shared.logging import get_logger
 from shared.sources import setlistfm_models as sfm
 from shared.sources.errors import SourceError
-from shared.sources.records import PlayedSetlist, name_key, played_setlist_from_setlistfm
+from shared.sources.records import PlayedSetlist, played_setlist_from_setlistfm
 from shared.sync import clients
 from shared.sync.freshness import is_fresh, record_success
 from shared.sync.jobs import job_transaction
@@ -53,8 +54,8 @@ class ShowPlace:
     show_id: uuid.UUID
     artist_mbid: str | None
     local_date: date
-    venue_name: str
-    city: str
+    venue_name_key: str
+    city_key: str
     country_code: str | None
     venue_setlistfm_ids: frozenset[str]
     # Shows of the same artist on the same date (this one included).
@@ -63,7 +64,7 @@ class ShowPlace:
 
 def _show_place(conn: Connection, show_id: uuid.UUID) -> ShowPlace | None:
     row = conn.execute(
-        "select s.id, s.local_date, v.name as venue_name, v.city, v.country_code,"
+        "select s.id, s.local_date, v.name_key as venue_name_key, v.city_key, v.country_code,"
         " private.artist_musicbrainz_id(s.artist_id) as mbid,"
         " array(select vx.external_id from public.venue_external_ids vx"
         "   where vx.venue_id = v.id and vx.source = 'setlistfm') as venue_ids,"
@@ -78,8 +79,8 @@ def _show_place(conn: Connection, show_id: uuid.UUID) -> ShowPlace | None:
         show_id=row["id"],
         artist_mbid=row["mbid"],
         local_date=row["local_date"],
-        venue_name=row["venue_name"],
-        city=row["city"],
+        venue_name_key=row["venue_name_key"],
+        city_key=row["city_key"],
         country_code=row["country_code"],
         venue_setlistfm_ids=frozenset(row["venue_ids"]),
         shows_that_day=int(row["same_day"]),
@@ -109,15 +110,18 @@ def choose_setlist(place: ShowPlace, setlists: Sequence[sfm.Setlist]) -> sfm.Set
         return s.venue or sfm.Venue()
 
     by_id = [s for s in candidates if venue(s).id and venue(s).id in place.venue_setlistfm_ids]
-    by_name = [
-        s for s in candidates
-        if venue(s).name and name_key(venue(s).name or "") == name_key(place.venue_name)
-    ]
-    def city(s: sfm.Setlist) -> str:
-        return name_key((venue(s).city or sfm.City()).name or "")
-
-    in_city = [s for s in candidates if city(s) and city(s) == name_key(place.city)]
-    return _only(by_id) or _only(by_name) or _only(in_city)
+    if len(by_id) == 1:
+        return by_id[0]
+    names = [venue(s).name or "" for s in candidates]
+    cities = [(venue(s).city or sfm.City()).name or "" for s in candidates]
+    with db.transaction() as conn:
+        keys = name_keys(conn, names + cities)
+    venue_keys, city_keys = keys[: len(names)], keys[len(names) :]
+    by_name = [s for s, key in zip(candidates, venue_keys, strict=True)
+               if key and key == place.venue_name_key]
+    in_city = [s for s, key in zip(candidates, city_keys, strict=True)
+               if key and key == place.city_key]
+    return _only(by_name) or _only(in_city)
 
 
 def _played_payload(played: PlayedSetlist) -> str:
@@ -129,7 +133,6 @@ def _played_payload(played: PlayedSetlist) -> str:
         "songs": [
             {
                 "title": s.title,
-                "title_key": s.title_key,
                 "set_number": s.set_number,
                 "set_name": s.set_name,
                 "encore": s.encore,
@@ -202,7 +205,7 @@ def _live_history_payload(setlists: Sequence[sfm.Setlist]) -> str:
         counted.append({
             "setlistfm_id": played.setlistfm_id,
             "event_date": played.event_date.isoformat(),
-            "songs": [{"title": s.title, "title_key": s.title_key} for s in played.songs],
+            "songs": [{"title": s.title} for s in played.songs],
         })
     return json.dumps(counted)
 

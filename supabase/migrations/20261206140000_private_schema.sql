@@ -104,6 +104,7 @@ alter function public.show_lock_keys(id_sources text[], id_values text[], natura
 alter function public.show_setlist_accuracy(p_show_id uuid) set schema private;
 alter function public.show_started_at(p_show_id uuid) set schema private;
 alter function public.show_summary(show_id uuid) set schema private;
+alter function public.song_title_key(title text) set schema private;
 alter function public.songs_added_per_show_limit() set schema private;
 alter function public.source_protection_cleanup() set schema private;
 alter function public.source_quota_status() set schema private;
@@ -999,7 +1000,7 @@ begin
   played as (
     select distinct on (r.song_id) r.song_id, i.ordinality as ord, i.value as item
       from jsonb_array_elements(items) with ordinality as i
-      join resolved r on r.title_key = btrim(i.value ->> 'title_key')
+      join resolved r on r.title_key = private.song_title_key(btrim(i.value ->> 'title'))
      order by r.song_id, i.ordinality)
   select jsonb_agg(jsonb_build_object(
            'position', p.position, 'song_id', p.song_id,
@@ -1354,7 +1355,8 @@ begin
       from jsonb_array_elements(p_setlists) sl
      cross join jsonb_array_elements(sl -> 'songs') song
       join public.songs so
-        on so.artist_id = p_artist_id and so.title_key = btrim(song ->> 'title_key')
+        on so.artist_id = p_artist_id
+       and so.title_key = private.song_title_key(btrim(song ->> 'title'))
      group by so.id),
   gone as (
     delete from private.artist_live_songs ls
@@ -1660,9 +1662,8 @@ CREATE OR REPLACE FUNCTION private.ingest_song_rows(batch jsonb)
 AS $function$
   select t.ordinality::integer,
          nullif(pg_catalog.btrim(t.value ->> 'title'), ''),
-         nullif(pg_catalog.btrim(coalesce(
-           t.value ->> 'title_key',
-           private.name_key(nullif(pg_catalog.btrim(t.value ->> 'title'), '')))), ''),
+         nullif(pg_catalog.btrim(private.song_title_key(
+           nullif(pg_catalog.btrim(t.value ->> 'title'), ''))), ''),
          nullif(pg_catalog.btrim(t.value ->> 'spotify_id'), ''),
          t.value ->> 'spotify_url',
          t.value ->> 'album',
@@ -1761,10 +1762,10 @@ begin
     -- track id is another artist's, stores the song without it).
     if true = any (round_new) then
       with created as (
-        insert into public.songs (id, artist_id, title, title_key, album, album_spotify_id,
+        insert into public.songs (id, artist_id, title, album, album_spotify_id,
                                   release_date, duration_ms, isrc, spotify_id, spotify_url,
                                   popularity)
-        select r.id, p_artist_id, i.title, i.title_key, i.album, i.album_spotify_id,
+        select r.id, p_artist_id, i.title, i.album, i.album_spotify_id,
                i.release_date, i.duration_ms, i.isrc, r.spotify_id, i.spotify_url, i.popularity
           from unnest(round_ords, round_ids, round_new, round_spotify)
                  as r(ord, id, is_new, spotify_id)
@@ -1787,15 +1788,17 @@ begin
 
     with changed as (
       update public.songs as s
-         set title = n.title, title_key = n.title_key, album = n.album,
+         set title = n.title, album = n.album,
              album_spotify_id = n.album_spotify_id, release_date = n.release_date,
              duration_ms = n.duration_ms, isrc = n.isrc, spotify_id = n.spotify_id,
              spotify_url = n.spotify_url, popularity = n.popularity
-        from (select r.id, i.title,
+        -- A title that is another song's (a song found by its track id, renamed
+        -- to the title of another): the song keeps its own, its key with it.
+        from (select r.id,
                      case when exists (select 1 from public.songs as o
                                         where o.artist_id = p_artist_id
                                           and o.title_key = i.title_key and o.id <> r.id)
-                          then c.title_key else i.title_key end as title_key,
+                          then c.title else i.title end as title,
                      case when m.takes_spotify then r.spotify_id else c.spotify_id end
                        as spotify_id,
                      case when m.takes_spotify then coalesce(i.spotify_url, c.spotify_url)
@@ -1817,10 +1820,10 @@ begin
                            as takes_spotify) as m
                where not r.is_new) as n
        where s.id = n.id
-         and (s.title, s.title_key, s.album, s.album_spotify_id, s.release_date, s.duration_ms,
+         and (s.title, s.album, s.album_spotify_id, s.release_date, s.duration_ms,
               s.isrc, s.spotify_id, s.spotify_url, s.popularity)
              is distinct from
-             (n.title, n.title_key, n.album, n.album_spotify_id, n.release_date, n.duration_ms,
+             (n.title, n.album, n.album_spotify_id, n.release_date, n.duration_ms,
               n.isrc, n.spotify_id, n.spotify_url, n.popularity)
       returning s.id
     )
@@ -2567,16 +2570,16 @@ declare
   n_created integer;
 begin
   if exists (select 1 from jsonb_array_elements(items) i
-              where nullif(btrim(i ->> 'title'), '') is null
-                 or nullif(btrim(i ->> 'title_key'), '') is null) then
-    raise exception 'every setlist.fm song needs a title and a title key' using errcode = '22023';
+              where nullif(btrim(private.song_title_key(btrim(i ->> 'title'))), '') is null) then
+    raise exception 'every setlist.fm song needs a title with a title key'
+      using errcode = '22023';
   end if;
   perform private.sync_lock_keys(array['songs:' || p_artist_id::text]);
-  insert into public.songs (artist_id, title, title_key, source)
-  select distinct on (btrim(i.value ->> 'title_key'))
-         p_artist_id, btrim(i.value ->> 'title'), btrim(i.value ->> 'title_key'), 'setlistfm'
+  insert into public.songs (artist_id, title, source)
+  select distinct on (private.song_title_key(t.title)) p_artist_id, t.title, 'setlistfm'
     from jsonb_array_elements(items) with ordinality as i
-   order by btrim(i.value ->> 'title_key'), i.ordinality
+   cross join lateral (select btrim(i.value ->> 'title') as title) as t
+   order by private.song_title_key(t.title), i.ordinality
   on conflict on constraint songs_one_per_title do nothing;
   get diagnostics n_created = row_count;
   if n_created > 0 then
@@ -2586,7 +2589,8 @@ begin
     select s.title_key, s.id
       from public.songs s
      where s.artist_id = p_artist_id
-       and s.title_key in (select btrim(i ->> 'title_key') from jsonb_array_elements(items) i);
+       and s.title_key in (select private.song_title_key(btrim(i ->> 'title'))
+                             from jsonb_array_elements(items) i);
 end;
 $function$;
 
@@ -2820,6 +2824,14 @@ AS $function$
   join public.artists a on a.id = s.artist_id
   join public.venues v on v.id = s.venue_id
   where s.id = show_summary.show_id
+$function$;
+
+CREATE OR REPLACE FUNCTION private.song_title_key(title text)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$
+  select private.name_key(pg_catalog.regexp_replace(title, U&'[''\2018\2019\02BC`\00B4]', '', 'g'))
 $function$;
 
 CREATE OR REPLACE FUNCTION private.songs_added_per_show_limit()
@@ -3749,14 +3761,14 @@ from cron.job,
       'record_played_setlist_lookup', 'replace_user_artists', 'reserve_rate_slot', 'resolve_setlistfm_songs',
       'retire_missing_shows', 'schedule_new_show_webhook', 'schedule_run_jobs_webhook', 'schedule_vote_broadcasts',
       'search_cache_lookup', 'search_cache_store', 'search_local_artists', 'show_lock_keys',
-      'show_setlist_accuracy', 'show_started_at', 'show_summary', 'songs_added_per_show_limit',
-      'source_protection_cleanup', 'source_quota_status', 'sync_cleanup', 'sync_complete_job',
-      'sync_extend_job', 'sync_fail_job', 'sync_failure_backoff', 'sync_flight_extend',
-      'sync_flight_finish', 'sync_flight_state', 'sync_flight_take', 'sync_hold_job',
-      'sync_is_fresh', 'sync_lock_keys', 'sync_monitoring', 'sync_profile_from_auth_user',
-      'sync_read_jobs', 'sync_record_failure', 'sync_record_success', 'sync_release_pending',
-      'sync_ttl', 'sync_visible_jobs', 'take_client_budget', 'touch_updated_at',
-      'unschedule_new_show_webhook', 'unschedule_run_jobs_webhook', 'unschedule_vote_broadcasts', 'venue_lock_keys',
-      'votes_maintain_count', 'votes_per_show_limit', 'voting_closes_at'
+      'show_setlist_accuracy', 'show_started_at', 'show_summary', 'song_title_key',
+      'songs_added_per_show_limit', 'source_protection_cleanup', 'source_quota_status', 'sync_cleanup',
+      'sync_complete_job', 'sync_extend_job', 'sync_fail_job', 'sync_failure_backoff',
+      'sync_flight_extend', 'sync_flight_finish', 'sync_flight_state', 'sync_flight_take',
+      'sync_hold_job', 'sync_is_fresh', 'sync_lock_keys', 'sync_monitoring',
+      'sync_profile_from_auth_user', 'sync_read_jobs', 'sync_record_failure', 'sync_record_success',
+      'sync_release_pending', 'sync_ttl', 'sync_visible_jobs', 'take_client_budget',
+      'touch_updated_at', 'unschedule_new_show_webhook', 'unschedule_run_jobs_webhook', 'unschedule_vote_broadcasts',
+      'venue_lock_keys', 'votes_maintain_count', 'votes_per_show_limit', 'voting_closes_at'
     ], '|') || ')\M' as pattern) as moved
 where command ~ pattern;

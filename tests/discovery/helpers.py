@@ -53,9 +53,8 @@ def predicted_setlist(db: Connection, show_id: uuid.UUID, artist_id: uuid.UUID,
     entries = []
     for position in range(1, songs + 1):
         song = db.execute(
-            "insert into public.songs (artist_id, title, title_key) values (%s, %s, %s)"
-            " returning id",
-            [artist_id, f"Song {position} of {show_id}", f"song {position} of {show_id}"],
+            "insert into public.songs (artist_id, title) values (%s, %s) returning id",
+            [artist_id, f"Song {position} of {show_id}"],
         ).fetchone()
         assert song is not None
         entry = db.execute(

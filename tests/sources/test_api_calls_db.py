@@ -12,7 +12,6 @@ from pytest_httpx import HTTPXMock
 from shared.sources.calllog import ApiCallLog
 from shared.sources.errors import ClientError, QuotaExhausted
 from shared.sources.http import Transport
-from shared.sources.records import name_key
 from shared.sources.spotify import SpotifyClient
 from shared.sources.ticketmaster import TicketmasterClient
 from tests.sources.conftest import (
@@ -144,33 +143,6 @@ def test_a_failing_call_log_does_not_fail_the_call(
 
     events = [line["event"] for line in log_lines(capfd.readouterr().out)]
     assert "api_call_log_failed" in events
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        "Band of Horses",
-        "Beyoncé",
-        "Sigur Rós",
-        "Mumford & Sons",
-        "Mø",
-        "!!!",
-        "  The  Shins ",
-        "Guns N' Roses",
-        "AC/DC",
-        "Motörhead",
-        "Björk",
-        "Ólafur Arnalds",
-        "Straßenjungs",
-        "Æther Realm",
-        "José González",
-        "Tiësto",
-        "Phish",
-    ],
-)
-def test_name_key_agrees_with_the_database(database_url: str, db: Connection, name: str) -> None:
-    row = db.execute("select private.name_key(%s) as key", [name]).fetchone()
-    assert row == {"key": name_key(name)}
 
 
 def test_spotify_tokens_are_absent_from_rows_and_logs(

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
+from shared.keys import song_title_keys
 from shared.sources import records
 from shared.sources import setlistfm_models as sfm
 from shared.sources import spotify_models as sp
@@ -13,12 +14,11 @@ from shared.sources import ticketmaster_models as tm
 from shared.sources.records import (
     SongRecord,
     catalogue_from_spotify,
-    name_key,
     song_from_spotify,
-    song_title_key,
     split_song_title,
 )
 from tests.sources.conftest import payload
+from tests.support.db import Connection
 
 BOH_SPOTIFY = "0OdUWJ0sBjDrqHygGUXeCF"
 
@@ -259,20 +259,6 @@ def test_split_song_title(title: str, clean: str, version: str) -> None:
     assert split_song_title(title) == (clean, version)
 
 
-def test_song_title_key_matches_spellings_and_versions() -> None:
-    assert song_title_key("No One’s Gonna Love You") == song_title_key("No One's Gonna Love You")
-    assert song_title_key("No One's Gonna Love You - 2012 Remaster") == "no ones gonna love you"
-    assert song_title_key("Tweezer") != song_title_key("Tweezer Reprise")
-
-
-def test_name_key_folds_accents_case_and_punctuation() -> None:
-    assert name_key("Beyoncé") == name_key("BEYONCE")
-    assert name_key("Mumford & Sons") == "mumford and sons"
-    assert name_key("Sigur Rós") == "sigur ros"
-    assert name_key("Mø") == "mo"
-    assert name_key("!!!") == "!!!"
-
-
 def album_tracks() -> list[tuple[sp.SimplifiedTrack, sp.SimplifiedAlbum]]:
     albums = sp.AlbumsPaging.model_validate(payload("spotify_artist_albums_page1.json")).items
     by_name = {a.name: a for a in albums}
@@ -285,7 +271,7 @@ def test_song_from_an_album_track() -> None:
 
     song = song_from_spotify(track, album)
 
-    assert (song.title, song.title_key, song.version) == ("Laredo", "laredo", "studio")
+    assert (song.title, song.version) == ("Laredo", "studio")
     assert (song.album, song.album_type, song.release_date) == (
         "Infinite Arms",
         "album",
@@ -304,11 +290,9 @@ def test_song_from_a_full_track_has_isrc_and_album() -> None:
     assert song.album == "Infinite Arms"
 
 
-def variant(
-    song: SongRecord, title: str, album: str, album_type: str, released: date
-) -> SongRecord:
+def variant(title: str, album: str, album_type: str, released: date) -> SongRecord:
     track = sp.SimplifiedTrack(id=f"x{abs(hash(title + album)) % 10**20:021d}", name=title)
-    record = song_from_spotify(
+    return song_from_spotify(
         track,
         sp.SimplifiedAlbum(
             id="a" * 22,
@@ -318,31 +302,25 @@ def variant(
             release_date_precision="day",
         ),
     )
-    assert record.title_key == song.title_key
-    return record
 
 
-def test_catalogue_keeps_the_original_studio_version() -> None:
+def test_catalogue_keeps_the_original_studio_version(db: Connection) -> None:
     track, album = album_tracks()[2]
     original = song_from_spotify(track, album)
     versions = [
-        variant(
-            original,
-            "Laredo - Remastered 2020",
-            "Infinite Arms (Remastered)",
-            "album",
-            date(2020, 5, 18),
-        ),
-        variant(
-            original, "Laredo", "Acoustic at the Ryman", "album", date(2014, 2, 11)
-        ),  # live album
-        variant(original, "Laredo (Demo)", "Infinite Arms (Deluxe)", "album", date(2011, 1, 1)),
-        variant(original, "Laredo - Acoustic", "Laredo", "single", date(2010, 9, 1)),
-        variant(original, "Laredo - Remix", "Laredo", "single", date(2010, 3, 30)),
-        variant(original, "Laredo", "Laredo", "single", date(2010, 3, 30)),
+        variant("Laredo - Remastered 2020", "Infinite Arms (Remastered)", "album",
+                date(2020, 5, 18)),
+        variant("Laredo", "Acoustic at the Ryman", "album", date(2014, 2, 11)),  # live album
+        variant("Laredo (Demo)", "Infinite Arms (Deluxe)", "album", date(2011, 1, 1)),
+        variant("Laredo - Acoustic", "Laredo", "single", date(2010, 9, 1)),
+        variant("Laredo - Remix", "Laredo", "single", date(2010, 3, 30)),
+        variant("Laredo", "Laredo", "single", date(2010, 3, 30)),
     ]
+    songs = [*versions, original]
+    keys = song_title_keys(db, [s.title for s in songs])
+    assert keys == ["laredo"] * len(songs)
 
-    catalogue = catalogue_from_spotify([*versions, original])
+    catalogue = catalogue_from_spotify(songs, keys)
 
     assert catalogue == [original]
     # A plain title on a live acoustic album is not the studio version.
@@ -350,11 +328,13 @@ def test_catalogue_keeps_the_original_studio_version() -> None:
     assert versions[0].version == "remaster"
 
 
-def test_catalogue_has_one_song_per_title() -> None:
-    catalogue = catalogue_from_spotify(song_from_spotify(t, a) for t, a in album_tracks())
+def test_catalogue_has_one_song_per_title(db: Connection) -> None:
+    songs = [song_from_spotify(t, a) for t, a in album_tracks()]
+
+    catalogue = catalogue_from_spotify(songs, song_title_keys(db, [s.title for s in songs]))
 
     assert len(catalogue) == 10
-    assert len({s.title_key for s in catalogue}) == 10
+    assert len(set(song_title_keys(db, [s.title for s in catalogue]))) == 10
 
 
 # -- played setlists -------------------------------------------------------------------------

@@ -61,9 +61,8 @@ def insert_songs(db: Connection, artist_id: uuid.UUID, titles: list[str]) -> lis
     ids = []
     for title in titles:
         row = db.execute(
-            "insert into public.songs (artist_id, title, title_key) values (%s, %s, lower(%s))"
-            " returning id",
-            [artist_id, title, title],
+            "insert into public.songs (artist_id, title) values (%s, %s) returning id",
+            [artist_id, title],
         ).fetchone()
         assert row is not None
         ids.append(row["id"])

@@ -321,6 +321,22 @@ def test_new_songs_queue_create_setlist_once_per_import_not_per_song(
     assert import_counting_enqueues(_songs([*titles, "Song 40"])) == len(waiting)
 
 
+def test_a_track_renamed_to_another_songs_title_keeps_its_own(db: Connection) -> None:
+    artist = insert_artist(db)
+    db.execute("select * from private.ingest_songs(%s, %s::jsonb)",
+                [artist, _songs(["Laredo", "Factory"])])
+    # Spotify now calls Laredo's track "Factory": the title of the other song.
+    renamed = json.dumps([{"title": "Factory", "spotify_id": "sp_Laredo", "album": "Mirage"}])
+
+    [row] = db.execute("select action from private.ingest_songs(%s, %s::jsonb)",
+                       [artist, renamed]).fetchall()
+
+    assert row == {"action": "updated"}
+    songs = db.execute("select title, title_key, album from public.songs"
+                       " where spotify_id = 'sp_Laredo'").fetchall()
+    assert songs == [{"title": "Laredo", "title_key": "laredo", "album": "Mirage"}]
+
+
 def test_two_artists_importing_one_spotify_track_at_once_both_get_a_song(
     database_url: str, db: Connection
 ) -> None:

@@ -16,7 +16,6 @@ import pytest
 
 from devstack.fixtures import BAND_OF_HORSES_SONGS
 from shared.sources.errors import UpstreamError
-from shared.sources.records import song_title_key
 from shared.sync import played
 from shared.sync.registry import Job, handler_for
 from shared.sync.worker import Worker, WorkerConfig, load_handlers
@@ -57,12 +56,12 @@ def band_of_horses(db: Connection, *, mbid: str | None = BOH_MBID) -> uuid.UUID:
 
 def catalogue(db: Connection, artist: uuid.UUID, titles: list[str] = BAND_OF_HORSES_SONGS
               ) -> dict[str, uuid.UUID]:
-    """The artist's Spotify catalogue (title keys as the import computes them)."""
+    """The artist's Spotify catalogue."""
     ids = {}
     for title in titles:
         row = db.execute(
-            "insert into public.songs (artist_id, title, title_key) values (%s, %s, %s)"
-            " returning id", [artist, title, song_title_key(title)]).fetchone()
+            "insert into public.songs (artist_id, title) values (%s, %s) returning id",
+            [artist, title]).fetchone()
         assert row is not None
         ids[title] = row["id"]
     return ids
@@ -263,8 +262,8 @@ def _import(conn: Connection, task: tuple[uuid.UUID, str]) -> str:
 def _payload(setlist_id: str, version: str, titles: list[str]) -> str:
     return json.dumps({
         "setlistfm_id": setlist_id, "version_id": version, "url": None, "last_updated": None,
-        "songs": [{"title": t, "title_key": song_title_key(t), "set_number": 1, "encore": 0,
-                   "is_cover": False} for t in titles]})
+        "songs": [{"title": t, "set_number": 1, "encore": 0, "is_cover": False}
+                  for t in titles]})
 
 
 def test_concurrent_imports_of_one_show_leave_one_whole_setlist(
@@ -296,8 +295,10 @@ def test_bad_input_is_refused_and_writes_nothing(db: Connection) -> None:
     _, show, _ = anthem_show(db)
     before = row_versions(db, SETLIST_TABLES)
     for body in ({"setlistfm_id": "63d6e2b7", "songs": []},
-                 {"setlistfm_id": "", "songs": [{"title": "Laredo", "title_key": "laredo"}]},
-                 {"setlistfm_id": "63d6e2b7", "songs": [{"title": " ", "title_key": ""}]}):
+                 {"setlistfm_id": "", "songs": [{"title": "Laredo"}]},
+                 {"setlistfm_id": "63d6e2b7", "songs": [{"title": " "}]},
+                 # A title with no title key: nothing but an apostrophe.
+                 {"setlistfm_id": "63d6e2b7", "songs": [{"title": "’"}]}):
         with pytest.raises(psycopg.errors.InvalidParameterValue):
             db.execute("select private.import_played_setlist(%s, %s::jsonb)",
                        [show, json.dumps(body)])

@@ -53,8 +53,8 @@ venue as (insert into public.venues (name, city, country_code)
           values ('Ryman Auditorium', 'Nashville', 'US') returning id),
 show as (insert into public.shows (artist_id, venue_id, local_date)
          select artist.id, venue.id, current_date + 30 from artist, venue returning id, artist_id),
-song as (insert into public.songs (artist_id, title, title_key)
-         select artist_id, 'The Funeral', 'the funeral' from show returning id),
+song as (insert into public.songs (artist_id, title)
+         select artist_id, 'The Funeral' from show returning id),
 setlist as (insert into public.setlists (show_id, kind)
             select id, 'predicted' from show returning id)
 insert into public.setlist_songs (id, setlist_id, song_id, position)
