@@ -105,6 +105,23 @@ def _chunks(
         yield json.dumps(list(chunk), default=_json_default)
 
 
+def _ingest(
+    conn: Connection,
+    items: Sequence[Mapping[str, Any]],
+    *,
+    rpc: str,
+    lock_keys: str,
+    leading: Sequence[Any] = (),
+    trailing: Sequence[Any] = (),
+) -> list[Resolved]:
+    """``items`` through an ingest RPC (``rpc``: its ``ord, id, action`` rows), chunk by
+    chunk; ``leading`` and ``trailing`` are its other arguments around the chunk."""
+    resolved: list[Resolved] = []
+    for chunk in _chunks(conn, items, lock_keys, leading):
+        resolved += _call(conn, rpc, [*leading, chunk, *trailing])
+    return resolved
+
+
 # -- artists ---------------------------------------------------------------------------------
 
 
@@ -124,14 +141,13 @@ def artist_item(record: ArtistRecord) -> dict[str, Any]:
 def ingest_artist_items(
     conn: Connection, items: Sequence[Mapping[str, Any]], mode: ArtistMode = "replace"
 ) -> list[Resolved]:
-    resolved: list[Resolved] = []
-    for chunk in _chunks(conn, items, "private.ingest_artist_lock_keys(%s::jsonb)"):
-        resolved += _call(
-            conn,
-            "select ord, artist_id as id, action from private.ingest_artists(%s::jsonb, %s)",
-            [chunk, mode],
-        )
-    return resolved
+    return _ingest(
+        conn,
+        items,
+        rpc="select ord, artist_id as id, action from private.ingest_artists(%s::jsonb, %s)",
+        lock_keys="private.ingest_artist_lock_keys(%s::jsonb)",
+        trailing=[mode],
+    )
 
 
 def ingest_artists(
@@ -161,14 +177,12 @@ def venue_item(record: VenueRecord) -> dict[str, Any]:
 
 
 def ingest_venue_items(conn: Connection, items: Sequence[Mapping[str, Any]]) -> list[Resolved]:
-    resolved: list[Resolved] = []
-    for chunk in _chunks(conn, items, "private.ingest_venue_lock_keys(%s::jsonb)"):
-        resolved += _call(
-            conn,
-            "select ord, venue_id as id, action from private.ingest_venues(%s::jsonb)",
-            [chunk],
-        )
-    return resolved
+    return _ingest(
+        conn,
+        items,
+        rpc="select ord, venue_id as id, action from private.ingest_venues(%s::jsonb)",
+        lock_keys="private.ingest_venue_lock_keys(%s::jsonb)",
+    )
 
 
 def ingest_venues(conn: Connection, records: Sequence[VenueRecord]) -> list[Resolved]:
@@ -204,14 +218,12 @@ def show_item(record: ShowRecord, artist_id: uuid.UUID, venue_id: uuid.UUID) -> 
 
 
 def ingest_show_items(conn: Connection, items: Sequence[Mapping[str, Any]]) -> list[Resolved]:
-    resolved: list[Resolved] = []
-    for chunk in _chunks(conn, items, "private.ingest_show_lock_keys(%s::jsonb)"):
-        resolved += _call(
-            conn,
-            "select ord, show_id as id, action from private.ingest_shows(%s::jsonb)",
-            [chunk],
-        )
-    return resolved
+    return _ingest(
+        conn,
+        items,
+        rpc="select ord, show_id as id, action from private.ingest_shows(%s::jsonb)",
+        lock_keys="private.ingest_show_lock_keys(%s::jsonb)",
+    )
 
 
 def _keys_by_name(conn: Connection, shows: Sequence[ShowRecord]) -> dict[str, str]:
@@ -319,13 +331,10 @@ def song_item(record: SongRecord) -> dict[str, Any]:
 def ingest_songs(
     conn: Connection, artist_id: uuid.UUID, songs: Sequence[SongRecord]
 ) -> list[Resolved]:
-    items = [song_item(s) for s in songs]
-    resolved: list[Resolved] = []
-    lock_keys = "private.ingest_song_lock_keys(%s, %s::jsonb)"
-    for chunk in _chunks(conn, items, lock_keys, [artist_id]):
-        resolved += _call(
-            conn,
-            "select ord, song_id as id, action from private.ingest_songs(%s, %s::jsonb)",
-            [artist_id, chunk],
-        )
-    return resolved
+    return _ingest(
+        conn,
+        [song_item(s) for s in songs],
+        rpc="select ord, song_id as id, action from private.ingest_songs(%s, %s::jsonb)",
+        lock_keys="private.ingest_song_lock_keys(%s, %s::jsonb)",
+        leading=[artist_id],
+    )
