@@ -103,6 +103,8 @@ def choose_setlist(place: ShowPlace, setlists: Sequence[sfm.Setlist]) -> sfm.Set
         s for s in setlists
         if s.event_date == place.local_date and s.artist.mbid == place.artist_mbid
     ]
+    if not candidates:
+        return None
     if len(candidates) == 1 and place.shows_that_day <= 1:
         return candidates[0]
 

@@ -23,9 +23,9 @@ comment on schema private is
 -- The public API's invoker functions and the Realtime policy call private helpers as
 -- anon or a signed-in user; each helper keeps its own execute grant.
 grant usage on schema private to anon, authenticated, service_role;
--- A function added here later is closed until a migration grants it.
-alter default privileges for role postgres in schema private
-  revoke execute on functions from public;
+-- PostgreSQL lets every role execute a new function, and a schema's default
+-- privileges cannot take that back: each function here revokes it itself
+-- (tests/db/test_public_api.py checks that none is left executable by PUBLIC).
 
 alter table public.api_calls set schema private;
 alter table public.artist_live_history set schema private;

@@ -55,6 +55,18 @@ def test_public_relations_are_the_documented_tables(db: Connection) -> None:
         assert row["anon_reads"] == (readers == "everyone"), row["name"]
 
 
+def test_no_engine_function_is_executable_by_everyone(db: Connection) -> None:
+    # A new function is executable by PUBLIC (every role, anon included, which has
+    # USAGE on private for the helpers the API calls) until it revokes that.
+    open_to_all = db.execute(
+        "select p.oid::regprocedure::text as function from pg_proc p"
+        " where p.pronamespace = 'private'::regnamespace"
+        " and (p.proacl is null or exists (select from aclexplode(p.proacl) as a"
+        "      where a.grantee = 0 and a.privilege_type = 'EXECUTE'))"
+    ).fetchall()
+    assert open_to_all == []
+
+
 def test_the_engine_is_in_private(db: Connection) -> None:
     # Spot checks that the move kept what it must: the queue's functions and
     # tables, the vote trigger, and the Realtime policy's helper.

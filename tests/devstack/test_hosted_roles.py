@@ -4,6 +4,7 @@ superuser, from scratch (the test template) and on top of the previous release."
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import tarfile
 from io import BytesIO
@@ -26,6 +27,8 @@ from tests.support.db import Connection
 
 # The release the migrations must upgrade: main before this branch.
 PREVIOUS_RELEASE = "0979af47c15b575807ddcf9e38c9e3869b1c26ba"
+# The migration that makes songs' title keys generated, and checks the rows first.
+KEYS_MIGRATION = "20261206130000"
 
 # pgmq as hosted Supabase ships it: 1.5.1 (supabase/postgres issue #1867 names
 # 1.5.1 as bundled with the 17.6.1.016+ images; its nix/ext/pgmq build patches the
@@ -144,6 +147,14 @@ def _release_files(revision: str, destination: Path) -> Path:
     return destination / "supabase"
 
 
+def _migrations_before(version: str, destination: Path) -> Path:
+    destination.mkdir()
+    for migration in pending_migrations():
+        if migration.version < version:
+            shutil.copy(migration.path, destination / migration.path.name)
+    return destination
+
+
 def test_the_migrations_upgrade_the_previous_release(
     pg_cluster: Cluster, database_url: str, tmp_path: Path
 ) -> None:
@@ -159,7 +170,20 @@ def test_the_migrations_upgrade_the_previous_release(
     apply_seed(upgraded, released / "seed.sql")
     with psycopg.connect(upgraded) as conn:
         seeded = conn.execute("select count(*) from public.shows").fetchone()
-    applied = apply_migrations(upgraded)
+    applied = apply_migrations(upgraded, _migrations_before(KEYS_MIGRATION, tmp_path / "before"))
+    # A setlist.fm song stored under setlist.fm's name but keyed by its parsed title:
+    # the keys migration names it and stops, and goes through once it is renamed.
+    with psycopg.connect(upgraded, autocommit=True) as conn:
+        row = conn.execute(
+            "insert into public.songs (artist_id, title, title_key, source)"
+            " select id, 'Laredo (Live)', 'laredo', 'setlistfm' from public.artists limit 1"
+            " returning id::text").fetchone()
+    assert row is not None
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match=row[0]):
+        apply_migrations(upgraded)
+    with psycopg.connect(upgraded, autocommit=True) as conn:
+        conn.execute("update public.songs set title = 'Laredo' where id = %s", [row[0]])
+    applied += apply_migrations(upgraded)
     assert [m.version for m in applied] == sorted(
         {m.version for m in pending_migrations()}
         - {m.version for m in pending_migrations(released / "migrations")})
