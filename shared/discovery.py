@@ -105,14 +105,7 @@ def search_artists(query: str, limit: int) -> SearchAnswer:
         records = [ArtistRecord(**{**r, "genres": tuple(r["genres"])}) for r in row["items"]]
         return SearchAnswer(_matched(records[:limit]), "ticketmaster", True, row["fetched_at"])
 
-    # single_flight's first look into the cache would repeat the one just made.
-    looked_just_now = True
-
     def done(after_flight: bool) -> SearchAnswer | None:
-        nonlocal looked_just_now
-        if looked_just_now:
-            looked_just_now = False
-            return None
         with db.transaction() as conn:
             return cached(conn.execute(
                 "select items, fetched_at from private.search_cache_lookup(%s, %s, %s)",
@@ -143,7 +136,7 @@ def search_artists(query: str, limit: int) -> SearchAnswer:
     if answer is not None:
         return answer
     try:
-        return single_flight(f"search:{first['key']}", lead, done)
+        return single_flight(f"search:{first['key']}", lead, done, checked=True)
     except (SourceError, FlightPending) as error:
         local = _local_artists(query, limit)
         log.warning("search_answered_locally", error_type=type(error).__name__,

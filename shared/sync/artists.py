@@ -369,7 +369,9 @@ def sync_artist(lookup: ArtistLookup, *, force: bool = False) -> ArtistSync:
             return _fresh_sync(conn, found, forced=force and not after_flight)
 
     try:
-        return single_flight(flight_key, lambda flight: _import(lookup, force, flight), done)
+        return single_flight(
+            flight_key, lambda flight: _import(lookup, force, flight), done, checked=True
+        )
     except FlightPending as pending:
         if existing is not None:
             with db.transaction() as conn:

@@ -88,6 +88,7 @@ def single_flight(
     done: Callable[[bool], T | None],
     *,
     wait_seconds: float | None = None,
+    checked: bool = False,
 ) -> T:
     """``done(False)`` if the work is done already, else ``lead``'s result or the leader's.
 
@@ -95,6 +96,8 @@ def single_flight(
     work is still to do; ``after_flight`` is true right after another caller's
     flight succeeded (a caller asking to force a refresh takes that one).
     ``lead(flight)`` must call ``flight.finish(conn)`` in its write transaction.
+    ``checked``: the caller has just seen ``done(False)`` answer None (it needed the
+    same read to name the flight), so the first look is not made again.
     Raises ``FlightPending`` when another caller's flight outlasts the wait.
     """
     if wait_seconds is None:
@@ -103,7 +106,8 @@ def single_flight(
     holder = uuid.uuid4()
     after_flight = False
     while True:
-        result = done(after_flight)
+        result = None if checked else done(after_flight)
+        checked = False
         if result is not None:
             return result
         if _take(key, holder):

@@ -219,3 +219,25 @@ def test_the_leader_renews_its_lease_while_it_works(
 
     assert single_flight(key, lead, lambda _: None) == "done"
     assert seen == [True] * 6
+
+
+def test_a_caller_that_just_checked_is_not_asked_again_before_taking_the_flight(
+    sync_env: str, db: Connection
+) -> None:
+    looks: list[bool] = []
+
+    def done(after_flight: bool) -> str | None:
+        looks.append(after_flight)
+        return None
+
+    def lead(flight: Any) -> str:
+        with shared_db.transaction() as conn:
+            flight.finish(conn)
+        return "led"
+
+    # Without `checked`: the first look, then the leader's look once it holds the flight.
+    assert single_flight("test:" + str(uuid.uuid4()), lead, done) == "led"
+    assert looks == [False, False]
+    looks.clear()
+    assert single_flight("test:" + str(uuid.uuid4()), lead, done, checked=True) == "led"
+    assert looks == [False]
