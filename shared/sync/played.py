@@ -91,13 +91,16 @@ def _only(setlists: Sequence[sfm.Setlist]) -> sfm.Setlist | None:
     return setlists[0] if len(setlists) == 1 else None
 
 
-def choose_setlist(place: ShowPlace, setlists: Sequence[sfm.Setlist]) -> sfm.Setlist | None:
+def choose_setlist(
+    conn: Connection, place: ShowPlace, setlists: Sequence[sfm.Setlist]
+) -> sfm.Setlist | None:
     """The show's setlist among the artist's setlists of its date, or None.
 
     One setlist that day is the show's, unless the artist has several shows
     that day: then, as when setlist.fm lists several, it must be at the
     show's venue (setlist.fm venue id, then venue name) or, failing that, the
-    only one in its city. Never a guess between two.
+    only one in its city. Never a guess between two. Names are compared by their
+    database keys, asked in ``conn`` (the lookup's own transaction).
     """
     candidates = [
         s for s in setlists
@@ -116,8 +119,7 @@ def choose_setlist(place: ShowPlace, setlists: Sequence[sfm.Setlist]) -> sfm.Set
         return by_id[0]
     names = [venue(s).name or "" for s in candidates]
     cities = [(venue(s).city or sfm.City()).name or "" for s in candidates]
-    with db.transaction() as conn:
-        keys = name_keys(conn, names + cities)
+    keys = name_keys(conn, names + cities)
     venue_keys, city_keys = keys[: len(names)], keys[len(names) :]
     by_name = [s for s, key in zip(candidates, venue_keys, strict=True)
                if key and key == place.venue_name_key]
@@ -166,10 +168,10 @@ def look_up_played_setlist(show_id: uuid.UUID, *, job: Job | None = None) -> dic
             conn.execute("select private.record_played_setlist_error(%s, %s)",
                          [show_id, str(error)])
         raise
-    chosen = choose_setlist(place, setlists)
-    played = played_setlist_from_setlistfm(chosen) if chosen is not None else None
-    found = played is not None and bool(played.songs)
     with job_transaction(job) as conn:
+        chosen = choose_setlist(conn, place, setlists)
+        played = played_setlist_from_setlistfm(chosen) if chosen is not None else None
+        found = played is not None and bool(played.songs)
         imported: dict[str, Any] | None = None
         if played is not None and found:
             row = conn.execute(
